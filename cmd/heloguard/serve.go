@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+
+	"github.com/heloguard/heloguard/config"
+	"github.com/heloguard/heloguard/dnscache"
+	"github.com/heloguard/heloguard/milter"
+	"github.com/heloguard/heloguard/policy"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", "[serve] [--config FILE]", stderr)
+	cfgPath := fs.String("config", "", "config `file` (default: built-in defaults, listen on "+config.DefaultListen+")")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	ops := slog.New(slog.NewTextHandler(stderr, nil)) // operational messages
+	cfg, res, code := loadWithResolver(*cfgPath, stderr)
+	if cfg == nil {
+		return code
+	}
+	logw, err := openLog(cfg.LogFile, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "heloguard: log: %v\n", err)
+		return exitUsage
+	}
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, slog.New(slog.NewJSONHandler(logw, nil)))
+	for _, spec := range cfg.Listen {
+		addr, err := srv.Listen(spec)
+		if err != nil {
+			fmt.Fprintf(stderr, "heloguard: %v\n", err)
+			return exitUsage
+		}
+		ops.Info("listening", "addr", addr.String(), "postfix", "smtpd_milters = "+postfixSpec(spec), "mode", cfg.Mode, "reject_at", cfg.RejectAt, "config", nameOr(cfg.File, "built-in defaults"))
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	for {
+		select {
+		case err := <-served:
+			if err != nil {
+				ops.Error("serve", "err", err)
+				return exitFailed
+			}
+			return exitOK
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				res = reload(srv, *cfgPath, res, ops)
+			case syscall.SIGUSR1:
+				if err := logw.Reopen(); err != nil {
+					ops.Error("reopening the decision log", "err", err)
+				} else {
+					ops.Info("decision log reopened", "file", cfg.LogFile)
+				}
+			default:
+				timeout := srv.State().Cfg.DrainTimeout
+				ops.Info("stopping: draining sessions", "sessions", srv.Sessions(), "deadline", timeout.String())
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				err := srv.Shutdown(ctx)
+				cancel()
+				if err != nil {
+					ops.Warn("drain deadline passed", "err", err)
+				}
+				<-served
+				ops.Info("stopped")
+				return exitOK
+			}
+		}
+	}
+}
+
+// reload reads the config again; a bad file is logged and the running config
+// stays. The resolver, and its cache, is kept unless the dns section changed.
+// Listeners, max_sessions and the log file need a restart.
+func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.Logger) *dnscache.Resolver {
+	cfg, err := config.Load(path)
+	if err != nil {
+		ops.Error("reload failed; the previous config keeps running", "err", err.Error())
+		return res
+	}
+	old := srv.State().Cfg
+	if !reflect.DeepEqual(cfg.DNS, old.DNS) {
+		nr, err := dnscache.New(cfg.DNS)
+		if err != nil {
+			ops.Error("reload failed; the previous config keeps running", "err", err.Error())
+			return res
+		}
+		res = nr
+	}
+	if !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.MaxSessions != old.MaxSessions || cfg.LogFile != old.LogFile {
+		ops.Warn("listen, max_sessions and log changes take effect at the next restart")
+	}
+	srv.SetState(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))})
+	ops.Info("config reloaded", "config", nameOr(path, "built-in defaults"), "rules", len(cfg.Rules), "mode", cfg.Mode)
+	return res
+}
+
+// postfixSpec writes a listen spec the way Postfix's smtpd_milters wants it.
+func postfixSpec(spec string) string {
+	network, addr, err := config.SplitListen(spec)
+	if err != nil {
+		return spec
+	}
+	if network == "unix" {
+		return "unix:" + addr
+	}
+	return "inet:" + addr
+}
+
+func nameOr(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return s
+}
+
+// logWriter is the decision log's destination; a file is reopened on SIGUSR1
+// so logrotate can move it away.
+type logWriter struct {
+	mu   sync.Mutex
+	path string
+	w    io.Writer
+	f    *os.File
+}
+
+func openLog(dest string, stdout, stderr io.Writer) (*logWriter, error) {
+	switch dest {
+	case "stderr", "":
+		return &logWriter{w: stderr}, nil
+	case "stdout":
+		return &logWriter{w: stdout}, nil
+	}
+	l := &logWriter{path: dest}
+	return l, l.Reopen()
+}
+
+func (l *logWriter) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f, l.w = f, f
+	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,322 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/heloguard/heloguard/policy"
+	"gopkg.in/yaml.v3"
+)
+
+// ruleSpec holds the rule-related nodes of a config until the rest is parsed.
+type ruleSpec struct {
+	allowlist, extra, replace, overrides *yaml.Node
+}
+
+// buildRules assembles the engine's list: allowlist, extra_rules, then rules (or
+// the built-in set) with overrides applied.
+func (p *parser) buildRules(c *Config, rs *ruleSpec) []policy.Rule {
+	var out []policy.Rule
+	if rs.allowlist != nil {
+		if r, ok := p.allowlist(rs.allowlist); ok {
+			out = append(out, r)
+		}
+	}
+	if rs.extra != nil {
+		out = append(out, p.ruleList(rs.extra, "extra_rules")...)
+	}
+	var base []policy.Rule
+	if rs.replace != nil {
+		base = p.ruleList(rs.replace, "rules")
+	} else {
+		bp := &parser{file: "(built-in rules)"}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(builtinRules, &doc); err != nil || len(doc.Content) == 0 {
+			p.errorf(nil, "built-in rules do not parse: %v", err)
+			return nil
+		}
+		base = bp.ruleList(doc.Content[0], "built-in rules")
+		p.errs = append(p.errs, bp.errs...)
+	}
+	if rs.overrides != nil {
+		p.override(rs.overrides, base)
+	}
+	out = append(out, base...)
+	seen := map[string]bool{}
+	for _, r := range out {
+		if seen[r.Name] && r.Name != "" {
+			p.errorf(nil, "rule name %q is used twice; rule names must be unique (overrides and logs refer to them)", r.Name)
+		}
+		seen[r.Name] = true
+	}
+	kept := out[:0]
+	for _, r := range out {
+		if r.Action != "" { // disabled by an override
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+func (p *parser) ruleList(n *yaml.Node, what string) []policy.Rule {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s must be a list of rules (each - name: ..., match: ..., action: ...)", what)
+		return nil
+	}
+	var out []policy.Rule
+	for _, rn := range n.Content {
+		if r, ok := p.rule(rn, what); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (p *parser) rule(n *yaml.Node, what string) (policy.Rule, bool) {
+	before := len(p.errs)
+	r := policy.Rule{Source: fmt.Sprintf("%s:%d", p.file, n.Line)}
+	var reply *yaml.Node
+	p.mapping(n, "a rule in "+what, map[string]func(*yaml.Node){
+		"name":    func(v *yaml.Node) { p.str(v, "name", &r.Name) },
+		"match":   func(v *yaml.Node) { r.Match = p.match(v) },
+		"action":  func(v *yaml.Node) { p.action(v, "action", &r.Action) },
+		"reply":   func(v *yaml.Node) { reply = v },
+		"monitor": func(v *yaml.Node) { p.boolean(v, "monitor", &r.Monitor) },
+	})
+	if n.Kind != yaml.MappingNode {
+		return r, false
+	}
+	if r.Name == "" {
+		p.errorf(n, "a rule in %s needs a name", what)
+	}
+	if r.Action == "" {
+		p.errorf(n, "rule %q needs an action: one of %s", r.Name, actionList())
+	}
+	if reply != nil {
+		r.Reply = p.reply(reply, r.Action)
+	}
+	return r, len(p.errs) == before
+}
+
+func actionList() string {
+	var s []string
+	for _, a := range policy.Actions() {
+		s = append(s, string(a))
+	}
+	return strings.Join(s, ", ")
+}
+
+var (
+	enhancedRE    = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
+	placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+)
+
+var placeholders = map[string]bool{"{ip}": true, "{helo}": true, "{ptr}": true, "{rule}": true, "{iprev}": true, "{spf}": true}
+
+// reply parses "550 5.7.1 text": the code must suit the action, and the
+// enhanced code's class must equal the code's first digit (Postfix refuses the
+// reply otherwise and drops the milter).
+func (p *parser) reply(n *yaml.Node, a policy.Action) policy.Reply {
+	s, ok := p.scalar(n, "reply")
+	if !ok {
+		return policy.Reply{}
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		p.errorf(n, "reply must be one line")
+		return policy.Reply{}
+	}
+	fields := strings.SplitN(s, " ", 3)
+	code, err := strconv.Atoi(fields[0])
+	if err != nil || len(fields[0]) != 3 || code < 400 || code > 599 {
+		p.errorf(n, "reply must start with a 4xx or 5xx SMTP code, as in \"550 5.7.1 text\", not %q", s)
+		return policy.Reply{}
+	}
+	switch {
+	case a == policy.ActionReject && code/100 != 5:
+		p.errorf(n, "a reject reply needs a 5xx code, not %d", code)
+	case a == policy.ActionTempfail && code/100 != 4:
+		p.errorf(n, "a tempfail reply needs a 4xx code, not %d", code)
+	case !a.Refuses() && a != "":
+		p.errorf(n, "action %s sends no reply; remove reply or use reject or tempfail", a)
+	}
+	r := policy.Reply{Code: code}
+	rest := fields[1:]
+	if len(rest) > 0 && enhancedRE.MatchString(rest[0]) {
+		if rest[0][0] != fields[0][0] {
+			p.errorf(n, "enhanced status code %s must start with %c to match reply code %d", rest[0], fields[0][0], code)
+		}
+		r.Enhanced = rest[0]
+		rest = rest[1:]
+	}
+	r.Text = strings.Join(rest, " ")
+	for _, ph := range placeholderRE.FindAllString(r.Text, -1) {
+		if !placeholders[ph] {
+			p.errorf(n, "unknown placeholder %s in reply; allowed: {ip} {helo} {ptr} {rule} {iprev} {spf}", ph)
+		}
+	}
+	return r
+}
+
+func (p *parser) match(n *yaml.Node) policy.Match {
+	var m policy.Match
+	boolp := func(what string, dst **bool) func(*yaml.Node) {
+		return func(v *yaml.Node) {
+			var b bool
+			before := len(p.errs)
+			p.boolean(v, what, &b)
+			if len(p.errs) == before {
+				*dst = &b
+			}
+		}
+	}
+	p.mapping(n, "match", map[string]func(*yaml.Node){
+		"ip":   func(v *yaml.Node) { p.prefixes(v, "ip", &m.IP) },
+		"ptr":  func(v *yaml.Node) { m.PTR = p.patterns(v, "ptr") },
+		"helo": func(v *yaml.Node) { m.Helo = p.patterns(v, "helo") },
+		"iprev": func(v *yaml.Node) {
+			m.IPRev = enumList(p, v, "iprev", []policy.IPRevResult{policy.IPRevPass, policy.IPRevFail, policy.IPRevPermError, policy.IPRevTempError})
+		},
+		"spf_helo": func(v *yaml.Node) {
+			m.SPFHelo = enumList(p, v, "spf_helo", []policy.SPFResult{policy.SPFPass, policy.SPFFail, policy.SPFSoftFail, policy.SPFNeutral, policy.SPFNone, policy.SPFPermError, policy.SPFTempError})
+		},
+		"helo_form": func(v *yaml.Node) {
+			m.HeloForm = enumList(p, v, "helo_form", []policy.HeloForm{policy.HeloFQDN, policy.HeloAddressLiteral, policy.HeloBare, policy.HeloInvalid, policy.HeloEmpty})
+		},
+		"ptr_generic":             boolp("ptr_generic", &m.PTRGeneric),
+		"helo_matches_ptr":        boolp("helo_matches_ptr", &m.HeloMatchesPTR),
+		"helo_a_matches_ip":       boolp("helo_a_matches_ip", &m.HeloAMatchesIP),
+		"helo_literal_matches_ip": boolp("helo_literal_matches_ip", &m.HeloLiteralMatchesIP),
+		"helo_aligned":            boolp("helo_aligned", &m.HeloAligned),
+		"helo_is_local":           boolp("helo_is_local", &m.HeloIsLocal),
+		"all":                     func(v *yaml.Node) { m.All = p.matchList(v, "all") },
+		"any":                     func(v *yaml.Node) { m.Any = p.matchList(v, "any") },
+		"not": func(v *yaml.Node) {
+			sub := p.match(v)
+			m.Not = &sub
+		},
+	})
+	return m
+}
+
+func (p *parser) matchList(n *yaml.Node, what string) []policy.Match {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s must be a list of match conditions", what)
+		return nil
+	}
+	out := make([]policy.Match, 0, len(n.Content))
+	for _, c := range n.Content {
+		out = append(out, p.match(c))
+	}
+	return out
+}
+
+func enumList[T ~string](p *parser, n *yaml.Node, what string, allowed []T) []T {
+	var out []T
+	for _, c := range p.list(n, what) {
+		ok := false
+		for _, a := range allowed {
+			if string(a) == c.Value {
+				out, ok = append(out, a), true
+			}
+		}
+		if !ok {
+			names := make([]string, len(allowed))
+			for i, a := range allowed {
+				names[i] = string(a)
+			}
+			p.errorf(c, "%s must be one of %s, not %q", what, strings.Join(names, ", "), c.Value)
+		}
+	}
+	return out
+}
+
+func (p *parser) patterns(n *yaml.Node, what string) []policy.Pattern {
+	var out []policy.Pattern
+	for _, c := range p.list(n, what) {
+		pat, err := policy.ParsePattern(c.Value)
+		if err != nil {
+			p.errorf(c, "%s: bad pattern %q: %v (use a glob such as *.example.com or a regular expression between slashes)", what, c.Value, err)
+			continue
+		}
+		out = append(out, pat)
+	}
+	return out
+}
+
+// allowlist: {ip: [...], ptr: [...], helo: [...]} becomes one accepting rule
+// that holds when any list matches. ptr matches forward-confirmed names only.
+func (p *parser) allowlist(n *yaml.Node) (policy.Rule, bool) {
+	var ips []policy.Match
+	p.mapping(n, "allowlist", map[string]func(*yaml.Node){
+		"ip": func(v *yaml.Node) {
+			var m policy.Match
+			p.prefixes(v, "allowlist.ip", &m.IP)
+			if len(m.IP) > 0 {
+				ips = append(ips, m)
+			}
+		},
+		"ptr": func(v *yaml.Node) {
+			if m := (policy.Match{PTR: p.patterns(v, "allowlist.ptr")}); len(m.PTR) > 0 {
+				ips = append(ips, m)
+			}
+		},
+		"helo": func(v *yaml.Node) {
+			if m := (policy.Match{Helo: p.patterns(v, "allowlist.helo")}); len(m.Helo) > 0 {
+				ips = append(ips, m)
+			}
+		},
+	})
+	if len(ips) == 0 {
+		return policy.Rule{}, false
+	}
+	return policy.Rule{Name: "allowlist", Match: policy.Match{Any: ips}, Action: policy.ActionAccept,
+		Source: fmt.Sprintf("%s:%d", p.file, n.Line)}, true
+}
+
+// override changes rules of the base set by name: action, reply, monitor, or
+// disabled: true to drop the rule.
+func (p *parser) override(n *yaml.Node, base []policy.Rule) {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "overrides must map rule names to changes, as in overrides: {generic-ptr: {monitor: true}}")
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		idx := -1
+		var names []string
+		for j := range base {
+			names = append(names, base[j].Name)
+			if base[j].Name == k.Value {
+				idx = j
+			}
+		}
+		if idx < 0 {
+			p.errorf(k, "overrides: no rule named %q; rules are: %s", k.Value, strings.Join(names, ", "))
+			continue
+		}
+		r := &base[idx]
+		var reply *yaml.Node
+		var disabled bool
+		p.mapping(v, "overrides."+k.Value, map[string]func(*yaml.Node){
+			"action": func(v *yaml.Node) {
+				old := r.Action
+				p.action(v, "action", &r.Action)
+				if r.Action != old {
+					r.Reply = policy.Reply{} // the old reply's code class may not suit the new action
+				}
+			},
+			"reply":    func(v *yaml.Node) { reply = v },
+			"monitor":  func(v *yaml.Node) { p.boolean(v, "monitor", &r.Monitor) },
+			"disabled": func(v *yaml.Node) { p.boolean(v, "disabled", &disabled) },
+		})
+		if reply != nil {
+			r.Reply = p.reply(reply, r.Action)
+		}
+		if disabled {
+			r.Action = ""
+		}
+		r.Source = fmt.Sprintf("%s:%d", p.file, k.Line)
+	}
+}

@@ -1,0 +1,180 @@
+// Package dnstest serves a DNS world over real UDP and TCP sockets on loopback,
+// for tests, benchmarks and `heloguard test`. It answers like a recursive
+// resolver: RA set, names case-insensitive, CNAME chains followed inside the zone
+// and returned whole, NXDOMAIN for a name that owns nothing, NODATA for a name
+// that owns other types, an SOA in the authority section of negative answers,
+// and EDNS0 honoured (UDP answers larger than the client's advertised size are
+// truncated with TC set).
+//
+// It is not a test-only package: it does not import testing.
+package dnstest
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+// Fault makes the server misbehave for one name and type.
+type Fault string
+
+// Faults understood by the server.
+const (
+	FaultServfail Fault = "servfail" // rcode SERVFAIL
+	FaultRefused  Fault = "refused"  // rcode REFUSED
+	FaultTimeout  Fault = "timeout"  // no answer at all
+	FaultTruncate Fault = "truncate" // UDP answer empty with TC set; TCP answers in full
+)
+
+// DefaultNegativeTTL is the TTL and MINIMUM of the synthesized SOA in negative
+// answers unless SetNegativeTTL changes it.
+const DefaultNegativeTTL = 60
+
+type key struct {
+	name  string // lowercased FQDN
+	qtype uint16
+}
+
+func keyOf(name string, qtype uint16) key {
+	return key{strings.ToLower(dns.Fqdn(name)), qtype}
+}
+
+// Zone holds records and faults. Build it, then serve it; it is safe for
+// concurrent use, so it may also be changed while served.
+type Zone struct {
+	mu     sync.RWMutex
+	rrs    map[string][]dns.RR // by lowercased owner
+	faults map[key]Fault
+	negTTL uint32
+}
+
+// NewZone returns an empty zone.
+func NewZone() *Zone {
+	return &Zone{
+		rrs:    make(map[string][]dns.RR),
+		faults: make(map[key]Fault),
+		negTTL: DefaultNegativeTTL,
+	}
+}
+
+// AddRR adds one record in zone-file syntax with an absolute owner name, for
+// example "mail.example. 300 IN A 192.0.2.1".
+func (z *Zone) AddRR(line string) error {
+	rr, err := dns.NewRR(line)
+	if err != nil {
+		return err
+	}
+	if rr == nil {
+		return nil // blank line or comment
+	}
+	z.AddRRs(rr)
+	return nil
+}
+
+// AddRRs adds records.
+func (z *Zone) AddRRs(rr ...dns.RR) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, r := range rr {
+		owner := strings.ToLower(dns.Fqdn(r.Header().Name))
+		z.rrs[owner] = append(z.rrs[owner], dns.Copy(r))
+	}
+}
+
+// AddFault makes queries for name and qtype fail with f. qtype dns.TypeANY
+// means every type of that name.
+func (z *Zone) AddFault(name string, qtype uint16, f Fault) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.faults[keyOf(name, qtype)] = f
+}
+
+// SetNegativeTTL sets the TTL and MINIMUM of the SOA that the server
+// synthesizes for negative answers (default 60). An SOA record added to the
+// zone is used instead, as stored, for names at or below its owner.
+func (z *Zone) SetNegativeTTL(ttl uint32) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.negTTL = ttl
+}
+
+func (z *Zone) fault(name string, qtype uint16) Fault {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	if f, ok := z.faults[keyOf(name, qtype)]; ok {
+		return f
+	}
+	return z.faults[keyOf(name, dns.TypeANY)]
+}
+
+// maxChain bounds CNAME chains followed inside the zone.
+const maxChain = 16
+
+// resolve fills the answer and authority sections of m for name and qtype and
+// returns the rcode.
+func (z *Zone) resolve(m *dns.Msg, name string, qtype uint16) int {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	seen := make(map[string]bool)
+	cur := strings.ToLower(dns.Fqdn(name))
+	for range maxChain {
+		if seen[cur] {
+			return dns.RcodeSuccess // CNAME loop: the chain so far, loop included
+		}
+		seen[cur] = true
+		rrs, ok := z.rrs[cur]
+		if !ok {
+			m.Ns = append(m.Ns, z.soaFor(cur))
+			return dns.RcodeNameError
+		}
+		var match []dns.RR
+		var cname *dns.CNAME
+		for _, rr := range rrs {
+			t := rr.Header().Rrtype
+			if t == qtype || qtype == dns.TypeANY {
+				match = append(match, dns.Copy(rr))
+			}
+			if c, ok := rr.(*dns.CNAME); ok {
+				cname = c
+			}
+		}
+		if len(match) > 0 {
+			m.Answer = append(m.Answer, match...)
+			return dns.RcodeSuccess
+		}
+		if cname == nil {
+			m.Ns = append(m.Ns, z.soaFor(cur))
+			return dns.RcodeSuccess // NODATA
+		}
+		m.Answer = append(m.Answer, dns.Copy(cname))
+		cur = strings.ToLower(dns.Fqdn(cname.Target))
+	}
+	return dns.RcodeServerFailure
+}
+
+// soaFor returns the closest enclosing SOA of the zone, or one synthesized at
+// the top-level label of name. z.mu must be held.
+func (z *Zone) soaFor(name string) dns.RR {
+	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+		for _, rr := range z.rrs[name[off:]] {
+			if soa, ok := rr.(*dns.SOA); ok {
+				return dns.Copy(soa)
+			}
+		}
+	}
+	owner := "."
+	if labels := dns.SplitDomainName(name); len(labels) > 0 {
+		owner = labels[len(labels)-1] + "."
+	}
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: owner, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: z.negTTL},
+		Ns:      "ns.dnstest.invalid.",
+		Mbox:    "hostmaster.dnstest.invalid.",
+		Serial:  1,
+		Refresh: 3600,
+		Retry:   600,
+		Expire:  86400,
+		Minttl:  z.negTTL,
+	}
+}

@@ -1,0 +1,171 @@
+package dnscache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ednsSize is the EDNS0 UDP payload size we advertise (DNS Flag Day 2020).
+const ednsSize = 1232
+
+// errTruncatedTCP is returned when even the TCP answer has TC set.
+var errTruncatedTCP = errors.New("truncated answer over TCP")
+
+// exchange asks the servers for name and qtype, round-robin over at most
+// Attempts attempts, and returns the first usable answer: NOERROR or NXDOMAIN.
+// It goes to the next server only on a timeout, a network error, SERVFAIL,
+// REFUSED or a lame referral; every other outcome is final.
+func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, *failure) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype) // RD set
+	q.SetEdns0(ednsSize, false)
+	var last *failure
+	for i := range r.cfg.Attempts {
+		if ctx.Err() != nil {
+			break
+		}
+		server := r.cfg.Servers[i%len(r.cfg.Servers)]
+		q.Id = dns.Id()
+		resp, err := r.roundTrip(ctx, "udp", server, q)
+		if err == nil && resp.Truncated {
+			resp, err = r.roundTrip(ctx, "tcp", server, q)
+			if err == nil && resp.Truncated {
+				return nil, server, &failure{kind: kindOther, text: errTruncatedTCP.Error(), cause: errTruncatedTCP, server: server}
+			}
+		}
+		if err != nil {
+			last = netFailure(err, server)
+			continue
+		}
+		switch resp.Rcode {
+		case dns.RcodeSuccess:
+			if !resp.Authoritative && !resp.RecursionAvailable && len(resp.Answer) == 0 {
+				last = &failure{kind: kindServFail, text: "lame referral", server: server}
+				continue
+			}
+			return resp, server, nil
+		case dns.RcodeNameError:
+			return resp, server, nil
+		case dns.RcodeServerFailure:
+			last = &failure{kind: kindServFail, server: server}
+		case dns.RcodeRefused:
+			last = &failure{kind: kindRefused, server: server}
+		default:
+			return nil, server, &failure{kind: kindOther, text: "unexpected rcode " + rcodeString(resp.Rcode), server: server}
+		}
+	}
+	if last == nil { // the budget ran out before any attempt
+		last = &failure{kind: kindTimeout}
+	}
+	return nil, last.server, last
+}
+
+func rcodeString(rc int) string {
+	if s, ok := dns.RcodeToString[rc]; ok {
+		return s
+	}
+	return fmt.Sprint(rc)
+}
+
+// netFailure classifies an error of roundTrip.
+func netFailure(err error, server string) *failure {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return &failure{kind: kindTimeout, server: server}
+	}
+	return &failure{kind: kindOther, text: err.Error(), cause: err, server: server}
+}
+
+// longAgo is a deadline in the past, to interrupt a blocked read.
+var longAgo = time.Unix(1, 0)
+
+// roundTrip sends q to server over network ("udp" or "tcp") and returns the
+// first reply that matches it (ID, QR, opcode and question); other replies
+// are ignored and reading goes on until the attempt's deadline: Timeout from
+// now, or ctx's deadline if sooner.
+func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
+	deadline := time.Now().Add(r.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	dialer := net.Dialer{Deadline: deadline}
+	c, err := dialer.DialContext(ctx, network, server)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(longAgo) })
+	defer stop()
+	if err := c.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+
+	wire, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	udp := network == "udp"
+	if !udp {
+		wire = append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(wire)), uint16(len(wire))), wire...)
+	}
+	r.stats.upstream.Add(1)
+	if t := tallyOf(ctx); t != nil {
+		t.Upstream.Add(1)
+	}
+	if _, err := c.Write(wire); err != nil {
+		return nil, err
+	}
+
+	var buf []byte
+	if udp {
+		buf = make([]byte, dns.MaxMsgSize)
+	}
+	for {
+		var p []byte
+		if udp {
+			n, err := c.Read(buf)
+			if err != nil {
+				return nil, err
+			}
+			p = buf[:n]
+		} else {
+			var l [2]byte
+			if _, err := io.ReadFull(c, l[:]); err != nil {
+				return nil, err
+			}
+			p = make([]byte, binary.BigEndian.Uint16(l[:]))
+			if _, err := io.ReadFull(c, p); err != nil {
+				return nil, err
+			}
+		}
+		resp := new(dns.Msg)
+		if err := resp.Unpack(p); err != nil {
+			// The header is unpacked first. A truncated reply may not unpack
+			// in full and is still good enough to go to TCP.
+			if len(p) >= 12 && resp.Truncated && udp && resp.Id == q.Id && resp.Response {
+				return &dns.Msg{MsgHdr: resp.MsgHdr}, nil
+			}
+			continue
+		}
+		if isReplyTo(q, resp) {
+			return resp, nil
+		}
+	}
+}
+
+// isReplyTo reports whether resp answers q (RFC 5452 section 9.1).
+func isReplyTo(q, resp *dns.Msg) bool {
+	if resp.Id != q.Id || !resp.Response || resp.Opcode != q.Opcode || len(resp.Question) != 1 {
+		return false
+	}
+	a, b := resp.Question[0], q.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}

@@ -1,0 +1,80 @@
+package dnscache
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Stats are counters since New. Errors are counted per lookup that returned
+// them, from the cache or not.
+type Stats struct {
+	Queries  int64 // lookups asked (Lookup calls; LookupIP counts two)
+	Hits     int64 // answered from the cache
+	Misses   int64 // not in the cache (or expired)
+	Upstream int64 // queries sent to servers (UDP, TCP retries and fail-over included)
+	Entries  int   // entries now in the cache
+
+	NXDomain, NoData, ServFail, Refused, Timeout, Other int64
+}
+
+type counters struct {
+	queries, hits, misses, upstream                     atomic.Int64
+	nxdomain, nodata, servfail, refused, timeout, other atomic.Int64
+}
+
+func (c *counters) countError(k kind) {
+	switch k {
+	case kindNXDomain:
+		c.nxdomain.Add(1)
+	case kindNoData:
+		c.nodata.Add(1)
+	case kindServFail:
+		c.servfail.Add(1)
+	case kindRefused:
+		c.refused.Add(1)
+	case kindTimeout:
+		c.timeout.Add(1)
+	case kindOther:
+		c.other.Add(1)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Resolver) Stats() Stats {
+	c := &r.stats
+	return Stats{
+		Queries:  c.queries.Load(),
+		Hits:     c.hits.Load(),
+		Misses:   c.misses.Load(),
+		Upstream: c.upstream.Load(),
+		Entries:  r.cache.len(),
+		NXDomain: c.nxdomain.Load(),
+		NoData:   c.nodata.Load(),
+		ServFail: c.servfail.Load(),
+		Refused:  c.refused.Load(),
+		Timeout:  c.timeout.Load(),
+		Other:    c.other.Load(),
+	}
+}
+
+// Tally counts the DNS work done for one decision. Attach it to a context with
+// WithTally; every lookup made with that context (or one derived from it) adds
+// to it. Upstream queries of a lookup shared with other callers are counted by
+// the caller that started it.
+type Tally struct {
+	Lookups  atomic.Int64 // lookups asked
+	Hits     atomic.Int64 // answered from the cache
+	Upstream atomic.Int64 // queries sent to servers
+}
+
+type tallyKey struct{}
+
+// WithTally returns a context that carries t.
+func WithTally(ctx context.Context, t *Tally) context.Context {
+	return context.WithValue(ctx, tallyKey{}, t)
+}
+
+func tallyOf(ctx context.Context) *Tally {
+	t, _ := ctx.Value(tallyKey{}).(*Tally)
+	return t
+}

@@ -1,0 +1,81 @@
+package milter
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/emersion/go-msgauth/authres"
+	"github.com/heloguard/heloguard/policy"
+)
+
+// endOfMessage removes forged Authentication-Results, adds ours (RFC 8601: iprev
+// with policy.iprev, spf with smtp.helo) and applies quarantine and tag actions.
+// Modifications are legal only here, at end of message.
+func (s *session) endOfMessage(m *gomilter.Modifier) error {
+	v := s.verdict
+	// Delete from the last so earlier indexes stay right.
+	for i := len(s.arIndex) - 1; i >= 0; i-- {
+		if err := m.ChangeHeader(s.arIndex[i], "Authentication-Results", ""); err != nil {
+			return err
+		}
+	}
+	if !v.Trusted {
+		if err := m.InsertHeader(1, "Authentication-Results", s.authResults(v)); err != nil {
+			return err
+		}
+	}
+	would := ""
+	switch {
+	case v.exemption != "" && v.Action.Refuses():
+		would = fmt.Sprintf("%s by rule %s, not enforced (%s)", v.Action, v.Rule, v.exemption)
+	case v.Action == policy.ActionTag:
+		would = fmt.Sprintf("tagged by rule %s", v.Rule)
+	case v.Action == policy.ActionQuarantine && v.Monitor:
+		would = fmt.Sprintf("quarantine by rule %s, not enforced (monitor)", v.Rule)
+	case v.Action == policy.ActionQuarantine:
+		if err := m.Quarantine("heloguard rule " + v.Rule); err != nil {
+			return err
+		}
+		would = fmt.Sprintf("quarantined by rule %s", v.Rule)
+	}
+	if would != "" {
+		return m.AddHeader("X-Heloguard", would)
+	}
+	return nil
+}
+
+func (s *session) authResults(v *verdict) string {
+	ip := s.ip.String()
+	iprev := &authres.IPRevResult{Value: authres.ResultValue(v.Evidence.IPRev), IP: ip}
+	if len(v.Evidence.PTRConfirmed) > 0 {
+		iprev.Reason = "ptr " + v.Evidence.PTRConfirmed[0]
+	}
+	results := []authres.Result{iprev}
+	if h := policy.ParseHelo(v.helo); h.Form == policy.HeloFQDN {
+		results = append(results, &authres.SPFResult{Value: authres.ResultValue(v.Evidence.SPFHelo), Helo: h.Name})
+	}
+	return authres.Format(s.st.Cfg.AuthservID, results)
+}
+
+// clientIP finds the client's address. go-milter parses the CONNECT address
+// with net.ParseIP, which gives nil for Sendmail's "IPv6:2001:db8::1"; then the
+// {client_addr} macro or the bracketed host name ("[IPv6:…]") has it.
+func clientIP(family string, addr net.IP, host string, macros map[string]string) netip.Addr {
+	if a, ok := netip.AddrFromSlice(addr); ok && family != "unix" {
+		return a.Unmap()
+	}
+	if family == "unix" {
+		return netip.Addr{}
+	}
+	for _, s := range []string{macros["{client_addr}"], strings.Trim(host, "[]")} {
+		s = strings.TrimPrefix(s, "IPv6:")
+		s = strings.TrimPrefix(s, "ipv6:")
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,223 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/heloguard/heloguard/config"
+	"github.com/heloguard/heloguard/policy"
+)
+
+// State is what a session is judged by: the config and the engine built from
+// it. A reload swaps in a new State; sessions keep the one they started with.
+type State struct {
+	Cfg    *config.Config
+	Engine *policy.Engine
+}
+
+// Server serves the milter protocol on one or more listeners.
+type Server struct {
+	state atomic.Pointer[State]
+	log   *slog.Logger // decision log
+
+	slots chan struct{} // bounds concurrent sessions (max_sessions)
+
+	mu        sync.Mutex
+	listeners []*listener
+	conns     map[*conn]struct{}
+	sessions  sync.WaitGroup
+	closing   bool
+	done      chan struct{} // closed by Shutdown
+}
+
+// New returns a Server judging by st and writing decisions to log.
+func New(st *State, log *slog.Logger) *Server {
+	s := &Server{log: log, conns: map[*conn]struct{}{}, done: make(chan struct{}), slots: make(chan struct{}, st.Cfg.MaxSessions)}
+	s.state.Store(st)
+	return s
+}
+
+// SetState swaps the config and engine for new sessions (SIGHUP reload).
+func (s *Server) SetState(st *State) { s.state.Store(st) }
+
+// State returns the current config and engine.
+func (s *Server) State() *State { return s.state.Load() }
+
+// Listen opens a listener for spec ("unix:/path" or "inet:host:port"). A unix
+// socket's stale file is removed, and the new one gets the configured mode and
+// group so that Postfix can connect.
+func (s *Server) Listen(spec string) (net.Addr, error) {
+	network, addr, err := config.SplitListen(spec)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.State().Cfg
+	if network == "unix" {
+		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.Dial("unix", addr); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("%s: another process is listening on this socket", spec)
+			}
+			_ = os.Remove(addr)
+		}
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", spec, err)
+	}
+	if network == "unix" {
+		if err := setSocketPerms(addr, cfg.SocketMode, cfg.SocketGroup); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("%s: %w", spec, err)
+		}
+	}
+	l := &listener{Listener: ln, srv: s, tcp: network == "tcp"}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	return ln.Addr(), nil
+}
+
+func setSocketPerms(path string, mode os.FileMode, group string) error {
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return fmt.Errorf("socket_group %q: %w", group, err)
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		if err := os.Chown(path, -1, gid); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(path, mode)
+}
+
+// Serve runs every listener until Shutdown; it returns nil after a clean
+// shutdown.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	lns := append([]*listener(nil), s.listeners...)
+	s.mu.Unlock()
+	if len(lns) == 0 {
+		return errors.New("milter: no listeners")
+	}
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		ms := &gomilter.Server{
+			NewMilter: l.newSession,
+			Actions:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptSetSymList,
+			// Never NR_*/SKIP flags: go-milter always replies, and the stream would
+			// desynchronise. DATA and unknown commands are of no interest.
+			Protocol: gomilter.OptNoUnknown | gomilter.OptNoData,
+			SymList: map[gomilter.Stage][]string{
+				gomilter.StageConnect: {"j", "{client_addr}", "{client_name}", "{client_port}", "{daemon_name}"},
+				gomilter.StageMailFrom:    {"i", "{auth_authen}", "{auth_type}", "{mail_addr}"},
+				gomilter.StageRcptTo:    {"i", "{rcpt_addr}"},
+				gomilter.StageEOM:     {"i"},
+			},
+		}
+		go func() { errc <- ms.Serve(l) }()
+	}
+	var first error
+	for range lns {
+		if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gomilter.ErrServerClosed) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Shutdown stops accepting, waits for sessions in flight until ctx ends, then
+// closes the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		close(s.done)
+	}
+	s.closing = true
+	for _, l := range s.listeners {
+		l.Listener.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.Conn.Close()
+	}
+	s.mu.Unlock()
+	<-done
+	return fmt.Errorf("closed %d sessions still open after the drain deadline", n)
+}
+
+// Sessions is the number of sessions open now.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// listener hands each accepted conn to the session go-milter creates for it
+// right after Accept, on the same goroutine (Server.Serve calls NewMilter after
+// Accept returns). Sessions never answer with a response that makes go-milter
+// create a replacement backend, so NewMilter runs only there.
+type listener struct {
+	net.Listener
+	srv  *Server
+	tcp  bool
+	next *conn // set by Accept, taken by newSession; both on the accept goroutine
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	// At max_sessions, wait for a session to end before accepting: the MTA's
+	// connect waits, then applies its default action if it waits too long.
+	select {
+	case l.srv.slots <- struct{}{}:
+	case <-l.srv.done:
+		return nil, net.ErrClosed
+	}
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		<-l.srv.slots
+		return nil, err
+	}
+	c := &conn{Conn: nc, srv: l.srv, readTimeout: l.srv.State().Cfg.ReadTimeout, tcp: l.tcp}
+	l.srv.mu.Lock()
+	if l.srv.closing {
+		l.srv.mu.Unlock()
+		nc.Close()
+		<-l.srv.slots
+		return nil, net.ErrClosed
+	}
+	l.srv.conns[c] = struct{}{}
+	l.srv.sessions.Add(1)
+	l.srv.mu.Unlock()
+	l.next = c
+	return c, nil
+}
+
+func (l *listener) newSession() gomilter.Milter {
+	c := l.next
+	l.next = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{srv: l.srv, st: l.srv.State(), c: c, ctx: ctx, cancel: cancel}
+	if c != nil {
+		c.sess = s
+	}
+	return s
+}

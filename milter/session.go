@@ -1,0 +1,245 @@
+package milter
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strings"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/heloguard/heloguard/config"
+	"github.com/heloguard/heloguard/dnscache"
+	"github.com/heloguard/heloguard/policy"
+)
+
+// session is one MTA connection, which is one SMTP session. go-milter calls it
+// from a single goroutine.
+type session struct {
+	srv *Server
+	st  *State // config and engine as they were at connect; a reload does not change a session mid-way
+	c   *conn  // the milter socket, for close notification
+
+	ctx    context.Context // lives as long as the connection
+	cancel context.CancelFunc
+
+	ip       netip.Addr // zero when the client has no IP (a local socket)
+	port     uint16
+	host     string // the MTA's idea of the client's name
+	pending  *policy.PendingReverse
+	tally    dnscache.Tally
+	verdict  *verdict // current decision; nil before HELO
+	queueID  string
+	authUser string
+	arIndex  []int // positions (1-based per name) of incoming Authentication-Results that claim our authserv-id
+	arCount  int
+}
+
+// verdict is a decision and what became of it, logged once.
+type verdict struct {
+	policy.Decision
+	helo      string
+	stage     string // where a refusal was delivered; "" if not (yet)
+	exemption string // authenticated, recipient, monitor
+	logged    bool
+}
+
+func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+	s.host, s.port = host, port
+	s.ip = clientIP(family, addr, host, m.Macros)
+	if !s.ip.IsValid() {
+		return gomilter.RespContinue, nil // local submission over a unix socket: nothing to judge
+	}
+	if s.st.Engine.Trusted(s.ip) {
+		s.decided(policy.Decision{Action: policy.ActionAccept, Rule: policy.RuleTrusted, Trusted: true}, "")
+		return gomilter.RespContinue, nil
+	}
+	s.pending = s.st.Engine.StartReverse(s.lookupCtx(), s.ip)
+	if s.st.Cfg.RejectAt != config.StageConnect {
+		return gomilter.RespContinue, nil
+	}
+	ctx, cancel := s.decisionCtx()
+	defer cancel()
+	start := time.Now()
+	rev, ok := s.pending.Wait(ctx)
+	if !ok {
+		return gomilter.RespContinue, nil // too slow at connect: judge at HELO
+	}
+	d, ok := s.st.Engine.JudgeEarly(s.ip, rev)
+	if !ok {
+		return gomilter.RespContinue, nil
+	}
+	d.Duration = time.Since(start)
+	v := s.decided(d, "")
+	return s.deliver(v, config.StageConnect), nil
+}
+
+// lookupCtx is the context of the connection's DNS work: it carries the tally
+// and ends with the connection.
+func (s *session) lookupCtx() context.Context {
+	return dnscache.WithTally(s.ctx, &s.tally)
+}
+
+func (s *session) decisionCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.lookupCtx(), s.st.Cfg.DecisionTimeout)
+}
+
+func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
+	if !s.ip.IsValid() || s.verdict != nil && s.verdict.Trusted {
+		return gomilter.RespContinue, nil
+	}
+	s.decide(name)
+	return s.deliver(s.verdict, config.StageHelo), nil
+}
+
+// decide judges the client with this HELO; a new HELO (after STARTTLS or RSET)
+// is judged again and replaces the previous decision, which is logged first.
+func (s *session) decide(helo string) {
+	ctx, cancel := s.decisionCtx()
+	defer cancel()
+	d := s.st.Engine.Decide(ctx, s.ip, helo, s.pending)
+	s.decided(d, helo)
+}
+
+func (s *session) decided(d policy.Decision, helo string) *verdict {
+	s.flushLog()
+	s.verdict = &verdict{Decision: d, helo: helo}
+	return s.verdict
+}
+
+// stageOrder ranks the stages: a refusal due at one stage is delivered there
+// or at the first later stage the client reaches (a client that sends MAIL
+// without HELO is judged, and refused, at MAIL).
+func stageRank(stage string) int {
+	switch stage {
+	case config.StageConnect:
+		return 0
+	case config.StageHelo:
+		return 1
+	case config.StageMail:
+		return 2
+	}
+	return 3
+}
+
+// deliver returns the response for a verdict at a stage: a refusal goes out at
+// the configured stage; monitor mode and monitor rules only log.
+func (s *session) deliver(v *verdict, stage string) gomilter.Response {
+	if v == nil || !v.Action.Refuses() || stageRank(stage) < stageRank(s.st.Cfg.RejectAt) {
+		return gomilter.RespContinue
+	}
+	if s.st.Cfg.Mode == config.ModeMonitor || v.Monitor {
+		v.exemption = "monitor"
+		return gomilter.RespContinue
+	}
+	if v.stage == "" {
+		v.stage = stage
+	}
+	s.flushLog()
+	return replyResponse(v.Reply)
+}
+
+func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+	if !s.ip.IsValid() {
+		return gomilter.RespContinue, nil
+	}
+	s.authUser = m.Macros["{auth_authen}"]
+	s.captureQueueID(m)
+	if s.verdict == nil { // no HELO at all: Postfix allows it unless smtpd_helo_required
+		s.decide("")
+	}
+	if s.exempt(s.verdict, "") {
+		return gomilter.RespContinue, nil
+	}
+	return s.deliver(s.verdict, config.StageMail), nil
+}
+
+func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+	if !s.ip.IsValid() || s.verdict == nil {
+		return gomilter.RespContinue, nil
+	}
+	s.captureQueueID(m)
+	if s.exempt(s.verdict, rcpt) {
+		return gomilter.RespContinue, nil
+	}
+	return s.deliver(s.verdict, config.StageRcpt), nil
+}
+
+// exempt applies the exemptions a refusal at MAIL or RCPT allows: authenticated
+// clients, and mail to postmaster@ and abuse@ (RFC 5321 4.5.1).
+func (s *session) exempt(v *verdict, rcpt string) bool {
+	if v == nil || !v.Action.Refuses() {
+		return false
+	}
+	if s.authUser != "" {
+		v.exemption = "authenticated"
+		return true
+	}
+	if rcpt == "" {
+		return false
+	}
+	local := strings.ToLower(strings.Trim(rcpt, "<>"))
+	if i := strings.LastIndexByte(local, '@'); i >= 0 {
+		local = local[:i]
+	}
+	for _, x := range s.st.Cfg.ExemptRcpts {
+		if local == strings.ToLower(x) {
+			v.exemption = "recipient " + x
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) captureQueueID(m *gomilter.Modifier) {
+	if id := m.Macros["i"]; id != "" {
+		s.queueID = id
+	}
+}
+
+func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+	if !strings.EqualFold(name, "Authentication-Results") {
+		return gomilter.RespContinue, nil
+	}
+	s.arCount++
+	id, _, _ := strings.Cut(value, ";")
+	if strings.EqualFold(strings.TrimSpace(id), s.st.Cfg.AuthservID) || strings.HasPrefix(strings.ToLower(strings.TrimSpace(id)), strings.ToLower(s.st.Cfg.AuthservID)+" ") {
+		s.arIndex = append(s.arIndex, s.arCount)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+// Body is end of message: headers and quarantine. It answers continue, never
+// accept, so that go-milter keeps this backend for the next message.
+func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	s.captureQueueID(m)
+	if !s.ip.IsValid() || s.verdict == nil {
+		return gomilter.RespContinue, nil
+	}
+	if err := s.endOfMessage(m); err != nil {
+		return nil, err
+	}
+	s.flushLog()
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Abort(m *gomilter.Modifier) error {
+	s.arIndex, s.arCount, s.authUser = nil, 0, ""
+	return nil
+}
+
+// closed runs when the MTA closes the socket: the decision is logged if it was
+// not yet, and the connection's DNS work is let go.
+func (s *session) closed() {
+	s.flushLog()
+	s.cancel()
+}

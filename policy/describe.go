@@ -1,0 +1,60 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Describe renders a Match in the words of the config language, for
+// explanations: "spf_helo in [pass] and helo_aligned = true".
+func (m *Match) Describe() string {
+	var parts []string
+	list := func(key string, n int, item func(int) string) {
+		if n == 0 {
+			return
+		}
+		vals := make([]string, n)
+		for i := range vals {
+			vals[i] = item(i)
+		}
+		parts = append(parts, fmt.Sprintf("%s in [%s]", key, strings.Join(vals, ", ")))
+	}
+	list("ip", len(m.IP), func(i int) string { return m.IP[i].String() })
+	list("confirmed ptr", len(m.PTR), func(i int) string { return m.PTR[i].Source })
+	list("helo", len(m.Helo), func(i int) string { return m.Helo[i].Source })
+	list("iprev", len(m.IPRev), func(i int) string { return string(m.IPRev[i]) })
+	list("spf_helo", len(m.SPFHelo), func(i int) string { return string(m.SPFHelo[i]) })
+	list("helo_form", len(m.HeloForm), func(i int) string { return string(m.HeloForm[i]) })
+	for _, b := range []struct {
+		key string
+		v   *bool
+	}{
+		{"ptr_generic", m.PTRGeneric}, {"helo_matches_ptr", m.HeloMatchesPTR},
+		{"helo_a_matches_ip", m.HeloAMatchesIP}, {"helo_literal_matches_ip", m.HeloLiteralMatchesIP},
+		{"helo_aligned", m.HeloAligned}, {"helo_is_local", m.HeloIsLocal},
+	} {
+		if b.v != nil {
+			parts = append(parts, fmt.Sprintf("%s = %v", b.key, *b.v))
+		}
+	}
+	sub := func(ms []Match, join string) string {
+		s := make([]string, len(ms))
+		for i := range ms {
+			s[i] = "(" + ms[i].Describe() + ")"
+		}
+		return strings.Join(s, join)
+	}
+	if len(m.All) > 0 {
+		parts = append(parts, sub(m.All, " and "))
+	}
+	if len(m.Any) > 0 {
+		parts = append(parts, sub(m.Any, " or "))
+	}
+	if m.Not != nil {
+		parts = append(parts, "not ("+m.Not.Describe()+")")
+	}
+	if len(parts) == 0 {
+		return "always (no condition)"
+	}
+	return strings.Join(parts, " and ")
+}

@@ -1,0 +1,54 @@
+package policy
+
+import "net/netip"
+
+// UsesHelo reports whether the match looks at anything the HELO decides.
+func (m *Match) UsesHelo() bool {
+	if len(m.Helo) > 0 || len(m.SPFHelo) > 0 || len(m.HeloForm) > 0 ||
+		m.HeloMatchesPTR != nil || m.HeloAMatchesIP != nil || m.HeloLiteralMatchesIP != nil ||
+		m.HeloAligned != nil || m.HeloIsLocal != nil {
+		return true
+	}
+	for _, list := range [][]Match{m.All, m.Any} {
+		for i := range list {
+			if list[i].UsesHelo() {
+				return true
+			}
+		}
+	}
+	return m.Not != nil && m.Not.UsesHelo()
+}
+
+// JudgeEarly decides from reverse DNS alone, before any HELO, for reject_at:
+// connect. It walks the rules in order: a rule that needs the HELO but can only
+// refuse is passed over (whatever it would say, the client is refused either
+// way), a rule that needs the HELO and might accept ends the walk undecided, and
+// the first rule that holds without the HELO decides. ok=false means: wait for
+// the HELO.
+func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
+	ip = ip.Unmap()
+	ev := Evidence{IPRev: rev.IPRev, PTR: rev.Names, PTRConfirmed: rev.Confirmed, SPFHelo: SPFNone, HeloForm: HeloEmpty}
+	for _, name := range rev.Confirmed {
+		if IsGenericPTR(name, ip, e.opt.GenericTokens) {
+			ev.PTRGeneric = true
+		}
+	}
+	f := &Facts{IP: ip, Evidence: &ev}
+	for i := range e.opt.Rules {
+		r := &e.opt.Rules[i]
+		if r.Match.UsesHelo() {
+			if r.Action.Refuses() {
+				continue
+			}
+			return Decision{}, false
+		}
+		if !r.Match.Holds(f) {
+			continue
+		}
+		if !r.Action.Refuses() {
+			return Decision{}, false // accepting needs the whole evidence, at HELO
+		}
+		return Decision{Action: r.Action, Rule: r.Name, Monitor: r.Monitor, Evidence: ev, Reply: e.reply(r, f)}, true
+	}
+	return Decision{}, false
+}

@@ -1,0 +1,206 @@
+package policy
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Options configure an Engine. The Engine keeps them as given; build a new Engine
+// to change them (the milter swaps engines on reload).
+type Options struct {
+	Resolver        Resolver
+	Rules           []Rule
+	TrustedNetworks []netip.Prefix // clients here are accepted with no DNS at all
+	LocalNames      []string       // HELO names that are this receiver's own
+	LocalAddresses  []netip.Addr   // address literals that are this receiver's own
+	GenericTokens   []string       // PTR labels that mark a pool address; nil = DefaultGenericTokens()
+	// TimeoutAction is the decision when the context ends before the evidence is
+	// complete (the milter's decision budget); "" means tempfail.
+	TimeoutAction Action
+}
+
+// Engine gathers evidence and applies rules. It is safe for concurrent use.
+type Engine struct {
+	opt Options
+}
+
+// Rule names the Engine itself decides by, outside the rule list.
+const (
+	RuleTrusted  = "trusted"          // client in trusted_networks
+	RuleTimeout  = "decision-timeout" // evidence not complete within the budget
+	RuleNoMatch  = "no-match"         // no rule matched: accepted
+)
+
+// New returns an Engine.
+func New(opt Options) *Engine {
+	if opt.GenericTokens == nil {
+		opt.GenericTokens = DefaultGenericTokens()
+	}
+	if opt.TimeoutAction == "" {
+		opt.TimeoutAction = ActionTempfail
+	}
+	for i, n := range opt.LocalNames {
+		opt.LocalNames[i] = normName(n)
+	}
+	return &Engine{opt: opt}
+}
+
+// Rules returns the engine's rule list (not to be modified).
+func (e *Engine) Rules() []Rule { return e.opt.Rules }
+
+// Decision is the verdict on one client and HELO, with everything behind it.
+type Decision struct {
+	Action   Action
+	Rule     string
+	Monitor  bool  // the rule is log-only: report Action, enforce nothing
+	Reply    Reply // expanded; zero for accepting actions
+	Trusted  bool  // decided by trusted_networks, no evidence gathered
+	Evidence Evidence
+	Duration time.Duration
+}
+
+// Trusted reports whether ip is in the trusted networks.
+func (e *Engine) Trusted(ip netip.Addr) bool {
+	return anyPrefix(e.opt.TrustedNetworks, ip.Unmap())
+}
+
+// PendingReverse is reverse-DNS evidence being gathered in the background.
+type PendingReverse struct {
+	done chan struct{}
+	rev  Reverse
+}
+
+// StartReverse begins the iprev lookups for ip; the milter calls it at connect so
+// the work overlaps the client's greeting and HELO.
+func (e *Engine) StartReverse(ctx context.Context, ip netip.Addr) *PendingReverse {
+	p := &PendingReverse{done: make(chan struct{})}
+	go func() {
+		p.rev = LookupReverse(ctx, e.opt.Resolver, ip)
+		close(p.done)
+	}()
+	return p
+}
+
+// Wait returns the reverse evidence, or ok=false if ctx ends first.
+func (p *PendingReverse) Wait(ctx context.Context) (Reverse, bool) {
+	select {
+	case <-p.done:
+		return p.rev, true
+	case <-ctx.Done():
+		return Reverse{IPRev: IPRevTempError}, false
+	}
+}
+
+// Evaluate decides on ip and helo ("" = no HELO sent), doing all lookups.
+func (e *Engine) Evaluate(ctx context.Context, ip netip.Addr, helo string) Decision {
+	return e.Decide(ctx, ip, helo, nil)
+}
+
+// Decide is Evaluate with the reverse lookups possibly already under way.
+func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *PendingReverse) Decision {
+	start := time.Now()
+	ip = ip.Unmap()
+	h := ParseHelo(helo)
+	if e.Trusted(ip) {
+		return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Evidence: Evidence{HeloForm: h.Form}, Duration: time.Since(start)}
+	}
+	if rev == nil {
+		rev = e.StartReverse(ctx, ip)
+	}
+	ev, complete := e.gather(ctx, ip, h, rev)
+	var d Decision
+	if complete {
+		d = e.Judge(ip, h, ev)
+	} else {
+		d = e.timeout(ip, h, ev)
+	}
+	d.Duration = time.Since(start)
+	return d
+}
+
+// gather collects the evidence: HELO lookups run while the reverse lookups
+// finish. complete is false when ctx ended first.
+func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *PendingReverse) (Evidence, bool) {
+	ev := Evidence{HeloForm: h.Form, SPFHelo: SPFNone}
+	ev.HeloIsLocal = e.isLocal(h)
+	if h.Form == HeloAddressLiteral {
+		ev.HeloLiteralMatchesIP = h.Literal == ip
+	}
+	var wg sync.WaitGroup
+	if h.Form == HeloFQDN {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			addrs, err := e.opt.Resolver.LookupIP(ctx, h.Name)
+			ev.HeloAMatchesIP = err == nil && containsAddr(addrs, ip)
+		}()
+		go func() {
+			defer wg.Done()
+			ev.SPFHelo = CheckHelo(ctx, e.opt.Resolver, ip, h.Name)
+		}()
+	}
+	rev, ok := pending.Wait(ctx)
+	wg.Wait()
+	// Empty lists, not nil, so logs and JSON show [] rather than null.
+	ev.IPRev, ev.PTR, ev.PTRConfirmed = rev.IPRev, append([]string{}, rev.Names...), append([]string{}, rev.Confirmed...)
+	for _, name := range rev.Confirmed {
+		if IsGenericPTR(name, ip, e.opt.GenericTokens) {
+			ev.PTRGeneric = true
+		}
+		if h.Name != "" && name == h.Name {
+			ev.HeloMatchesPTR = true
+		}
+	}
+	if h.Form == HeloFQDN {
+		ev.HeloAligned = Aligned(h.Name, rev.Confirmed)
+	}
+	return ev, ok && ctx.Err() == nil
+}
+
+func (e *Engine) isLocal(h Helo) bool {
+	switch h.Form {
+	case HeloFQDN, HeloBare:
+		return contains(e.opt.LocalNames, h.Name)
+	case HeloAddressLiteral:
+		return contains(e.opt.LocalAddresses, h.Literal)
+	}
+	return false
+}
+
+// Judge applies the rules to evidence already gathered: no DNS. replay uses it
+// to re-decide logged evidence.
+func (e *Engine) Judge(ip netip.Addr, h Helo, ev Evidence) Decision {
+	f := &Facts{IP: ip.Unmap(), Helo: h, Evidence: &ev}
+	for i := range e.opt.Rules {
+		r := &e.opt.Rules[i]
+		if !r.Match.Holds(f) {
+			continue
+		}
+		return Decision{Action: r.Action, Rule: r.Name, Monitor: r.Monitor, Evidence: ev, Reply: e.reply(r, f)}
+	}
+	return Decision{Action: ActionAccept, Rule: RuleNoMatch, Evidence: ev}
+}
+
+// reply is the expanded reply of a rule that fired; zero for accepting rules.
+func (e *Engine) reply(r *Rule, f *Facts) Reply {
+	if !r.Action.Refuses() {
+		return Reply{}
+	}
+	tmpl := r.Reply
+	if tmpl.Code == 0 {
+		tmpl = DefaultReply(r.Action)
+	}
+	return Reply{Code: tmpl.Code, Enhanced: tmpl.Enhanced, Text: expand(tmpl.Text, r.Name, f)}
+}
+
+func (e *Engine) timeout(ip netip.Addr, h Helo, ev Evidence) Decision {
+	r := &Rule{Name: RuleTimeout, Action: e.opt.TimeoutAction}
+	if r.Action == ActionTempfail {
+		r.Reply = Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) took too long; try again later"}
+	}
+	d := Decision{Action: r.Action, Rule: r.Name, Evidence: ev}
+	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: &ev})
+	return d
+}

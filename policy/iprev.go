@@ -1,0 +1,103 @@
+package policy
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// maxPTRNames bounds the forward lookups per client, as RFC 8601 section 3 asks;
+// 10 is the limit RFC 7208 section 4.6.4 uses for the same job.
+const maxPTRNames = 10
+
+// Reverse is the reverse-DNS half of the evidence: it depends on the IP alone, so
+// the milter starts it at connect and every HELO on the connection reuses it.
+type Reverse struct {
+	IPRev     IPRevResult
+	Names     []string // PTR names, lowercased, no trailing dot
+	Confirmed []string // the names whose A/AAAA records hold the IP
+}
+
+// LookupReverse computes RFC 8601 iprev for ip: PTR names, each forward-resolved
+// concurrently (at most maxPTRNames), CNAMEs followed by the resolver (RFC 2317).
+func LookupReverse(ctx context.Context, r Resolver, ip netip.Addr) Reverse {
+	ip = ip.Unmap()
+	names, err := r.LookupPTR(ctx, ip)
+	if err != nil {
+		if isNotFound(err) {
+			return Reverse{IPRev: IPRevPermError}
+		}
+		return Reverse{IPRev: IPRevTempError}
+	}
+	rev := Reverse{Names: dedupNames(names)}
+	if len(rev.Names) == 0 {
+		rev.IPRev = IPRevPermError
+		return rev
+	}
+	check := rev.Names
+	if len(check) > maxPTRNames {
+		check = check[:maxPTRNames]
+	}
+	confirmed := make([]bool, len(check))
+	temp := make([]bool, len(check))
+	var wg sync.WaitGroup
+	for i, name := range check {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addrs, err := r.LookupIP(ctx, name)
+			if err != nil {
+				temp[i] = !isNotFound(err)
+				return
+			}
+			confirmed[i] = containsAddr(addrs, ip)
+		}()
+	}
+	wg.Wait()
+	anyTemp := false
+	for i, name := range check {
+		if confirmed[i] {
+			rev.Confirmed = append(rev.Confirmed, name)
+		}
+		anyTemp = anyTemp || temp[i]
+	}
+	switch {
+	case len(rev.Confirmed) > 0:
+		rev.IPRev = IPRevPass
+	case anyTemp:
+		rev.IPRev = IPRevTempError
+	default:
+		rev.IPRev = IPRevFail
+	}
+	return rev
+}
+
+// normName lowercases a DNS name and drops its trailing dot, the form every
+// comparison in this package uses.
+func normName(s string) string {
+	return strings.ToLower(strings.TrimSuffix(s, "."))
+}
+
+func dedupNames(names []string) []string {
+	out := make([]string, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		n = normName(n)
+		if n == "" || seen[n] {
+			continue
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out
+}
+
+func containsAddr(addrs []netip.Addr, ip netip.Addr) bool {
+	for _, a := range addrs {
+		if a.Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,154 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"blitiri.com.ar/go/spf"
+)
+
+// SPFResult is an RFC 7208 section 2.6 result.
+type SPFResult string
+
+const (
+	// SPFNone: no SPF record for the domain, or the domain is not a valid
+	// domain name (2.6.1).
+	SPFNone SPFResult = "none"
+	// SPFNeutral: the domain owner explicitly makes no assertion (2.6.2).
+	SPFNeutral SPFResult = "neutral"
+	// SPFPass: the client is authorized to use the domain (2.6.3).
+	SPFPass SPFResult = "pass"
+	// SPFFail: the client is explicitly not authorized (2.6.4).
+	SPFFail SPFResult = "fail"
+	// SPFSoftFail: the client is probably not authorized, weak statement (2.6.5).
+	SPFSoftFail SPFResult = "softfail"
+	// SPFTempError: a transient (usually DNS) error; a later retry may
+	// succeed (2.6.6).
+	SPFTempError SPFResult = "temperror"
+	// SPFPermError: the published records could not be interpreted (2.6.7).
+	SPFPermError SPFResult = "permerror"
+)
+
+// spfTimeLimit is the elapsed-time limit of one check_host evaluation
+// (RFC 7208 4.6.4: at least 20 seconds, temperror when it runs out).
+const spfTimeLimit = 20 * time.Second
+
+// CheckHost runs RFC 7208 check_host through blitiri.com.ar/go/spf fed by r.
+//
+// sender "" means the null reverse-path: postmaster@<helo> is used (RFC 7208
+// 2.4), and an empty local part becomes "postmaster" (4.3). domain "" means
+// the sender's domain, or helo when the sender has none.
+//
+// Limitation: blitiri always checks the domain of the sender it is given, so a
+// domain different from the sender's is checked with the sender rewritten to
+// <local-part>@<domain>; %{s} and %{o} then expand with that domain.
+//
+// trace, if non-nil, receives one line per evaluation step.
+func CheckHost(ctx context.Context, r Resolver, ip netip.Addr, domain, sender, helo string, trace func(string)) SPFResult {
+	local, sdom, _ := strings.Cut(sender, "@") // blitiri splits at the first "@" too
+	if sender == "" {
+		local, sdom = "postmaster", helo
+	}
+	if local == "" {
+		local = "postmaster"
+	}
+	if domain == "" {
+		domain = sdom
+		if domain == "" {
+			domain = helo
+		}
+	}
+	if !strings.EqualFold(sdom, domain) {
+		if trace != nil && sdom != "" {
+			trace(fmt.Sprintf("checking %q with sender %q rewritten to %s@%s", domain, sender, local, domain))
+		}
+		sdom = domain
+	}
+	ip = ip.Unmap()
+	if !ip.IsValid() {
+		return SPFPermError
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, spfTimeLimit)
+	defer cancel()
+	opts := []spf.Option{spf.WithResolver(spfResolver{r}), spf.WithContext(ctx)}
+	if trace != nil {
+		opts = append(opts, spf.WithTraceFunc(func(f string, a ...any) { trace(fmt.Sprintf(f, a...)) }))
+	}
+	res, err := spf.CheckHostWithSender(net.IP(ip.AsSlice()), helo, local+"@"+sdom, opts...)
+	if ctx.Err() != nil {
+		// Some lookups (ptr) swallow errors, so the result cannot be trusted
+		// once the deadline has passed or the caller gave up.
+		res = spf.TempError
+	}
+	if trace != nil {
+		trace(fmt.Sprintf("result %s (%v)", res, err))
+	}
+	return SPFResult(res)
+}
+
+// CheckHelo is the HELO identity check: check_host(ip, helo, "postmaster@"+helo).
+// The caller guarantees helo is a valid FQDN (no trailing dot).
+func CheckHelo(ctx context.Context, r Resolver, ip netip.Addr, helo string) SPFResult {
+	return CheckHost(ctx, r, ip, helo, "postmaster@"+helo, helo, nil)
+}
+
+// spfResolver adapts a Resolver to spf.DNSResolver. blitiri type-asserts
+// errors, so they must be bare *net.DNSError values with IsNotFound for
+// NXDOMAIN/NODATA and IsTemporary/IsTimeout for everything else; any other
+// shape turns into permerror.
+type spfResolver struct{ r Resolver }
+
+func (a spfResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	txt, err := a.r.LookupTXT(ctx, name)
+	return txt, spfDNSError(err, name)
+}
+
+func (a spfResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	mx, err := a.r.LookupMX(ctx, name)
+	return mx, spfDNSError(err, name)
+}
+
+func (a spfResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	if host == "." || host == "" { // null MX (RFC 7505)
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	ips, err := a.r.LookupIP(ctx, host)
+	out := make([]net.IPAddr, len(ips))
+	for i, ip := range ips {
+		out[i] = net.IPAddr{IP: net.IP(ip.AsSlice()), Zone: ip.Zone()}
+	}
+	return out, spfDNSError(err, host)
+}
+
+func (a spfResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil, &net.DNSError{Err: "unrecognized address", Name: addr, IsNotFound: true}
+	}
+	names, err := a.r.LookupPTR(ctx, ip)
+	return names, spfDNSError(err, addr)
+}
+
+// spfDNSError returns err as the bare *net.DNSError blitiri expects.
+func spfDNSError(err error, name string) error {
+	if err == nil {
+		return nil
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) && (de.IsNotFound || de.IsTemporary || de.IsTimeout) {
+		return de
+	}
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	d := &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true, IsTimeout: timeout, UnwrapErr: err}
+	if de != nil {
+		d.Server = de.Server
+	}
+	return d
+}
