@@ -167,11 +167,13 @@ func yamlError(file string, err error) *Error {
 
 func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 	p.mapping(n, "the config", map[string]func(*yaml.Node){
-		"listen":            func(v *yaml.Node) { p.listen(v, &c.Listen) },
-		"socket_mode":       func(v *yaml.Node) { p.fileMode(v, &c.SocketMode) },
-		"socket_group":      func(v *yaml.Node) { p.str(v, "socket_group", &c.SocketGroup) },
-		"mode":              func(v *yaml.Node) { p.oneOf(v, "mode", []string{ModeEnforce, ModeMonitor}, &c.Mode) },
-		"reject_at":         func(v *yaml.Node) { p.oneOf(v, "reject_at", []string{StageConnect, StageHelo, StageMail, StageRcpt}, &c.RejectAt) },
+		"listen":       func(v *yaml.Node) { p.listen(v, &c.Listen) },
+		"socket_mode":  func(v *yaml.Node) { p.fileMode(v, &c.SocketMode) },
+		"socket_group": func(v *yaml.Node) { p.str(v, "socket_group", &c.SocketGroup) },
+		"mode":         func(v *yaml.Node) { p.oneOf(v, "mode", []string{ModeEnforce, ModeMonitor}, &c.Mode) },
+		"reject_at": func(v *yaml.Node) {
+			p.oneOf(v, "reject_at", []string{StageConnect, StageHelo, StageMail, StageRcpt}, &c.RejectAt)
+		},
 		"exempt_recipients": func(v *yaml.Node) { p.strs(v, "exempt_recipients", &c.ExemptRcpts) },
 		"authserv_id":       func(v *yaml.Node) { p.str(v, "authserv_id", &c.AuthservID) },
 		"decision_timeout": func(v *yaml.Node) {
@@ -182,20 +184,20 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 				p.errorf(v, "decision_timeout must be below Postfix's milter_command_timeout of 30s (and best below Sendmail's 10s)")
 			}
 		},
-		"timeout_action":    func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
-		"max_sessions":      func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
-		"read_timeout":      func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
-		"drain_timeout":     func(v *yaml.Node) { p.duration(v, "drain_timeout", &c.DrainTimeout) },
-		"log":               func(v *yaml.Node) { p.str(v, "log", &c.LogFile) },
-		"local_names":       func(v *yaml.Node) { p.strs(v, "local_names", &c.LocalNames) },
-		"local_addresses":   func(v *yaml.Node) { p.addrs(v, "local_addresses", &c.LocalAddresses) },
-		"trusted_networks":  func(v *yaml.Node) { p.prefixes(v, "trusted_networks", &c.TrustedNetworks) },
-		"generic_tokens":    func(v *yaml.Node) { p.strs(v, "generic_tokens", &c.GenericTokens) },
-		"dns":               func(v *yaml.Node) { p.dns(v, &c.DNS) },
-		"allowlist":         func(v *yaml.Node) { rs.allowlist = v },
-		"extra_rules":       func(v *yaml.Node) { rs.extra = v },
-		"rules":             func(v *yaml.Node) { rs.replace = v },
-		"overrides":         func(v *yaml.Node) { rs.overrides = v },
+		"timeout_action":   func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
+		"max_sessions":     func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
+		"read_timeout":     func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
+		"drain_timeout":    func(v *yaml.Node) { p.duration(v, "drain_timeout", &c.DrainTimeout) },
+		"log":              func(v *yaml.Node) { p.str(v, "log", &c.LogFile) },
+		"local_names":      func(v *yaml.Node) { p.strs(v, "local_names", &c.LocalNames) },
+		"local_addresses":  func(v *yaml.Node) { p.addrs(v, "local_addresses", &c.LocalAddresses) },
+		"trusted_networks": func(v *yaml.Node) { p.prefixes(v, "trusted_networks", &c.TrustedNetworks) },
+		"generic_tokens":   func(v *yaml.Node) { p.strs(v, "generic_tokens", &c.GenericTokens) },
+		"dns":              func(v *yaml.Node) { p.dns(v, &c.DNS) },
+		"allowlist":        func(v *yaml.Node) { rs.allowlist = v },
+		"extra_rules":      func(v *yaml.Node) { rs.extra = v },
+		"rules":            func(v *yaml.Node) { rs.replace = v },
+		"overrides":        func(v *yaml.Node) { rs.overrides = v },
 	})
 }
 

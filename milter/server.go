@@ -119,10 +119,10 @@ func (s *Server) Serve() error {
 			// desynchronise. DATA and unknown commands are of no interest.
 			Protocol: gomilter.OptNoUnknown | gomilter.OptNoData,
 			SymList: map[gomilter.Stage][]string{
-				gomilter.StageConnect: {"j", "{client_addr}", "{client_name}", "{client_port}", "{daemon_name}"},
-				gomilter.StageMailFrom:    {"i", "{auth_authen}", "{auth_type}", "{mail_addr}"},
-				gomilter.StageRcptTo:    {"i", "{rcpt_addr}"},
-				gomilter.StageEOM:     {"i"},
+				gomilter.StageConnect:  {"j", "{client_addr}", "{client_name}", "{client_port}", "{daemon_name}"},
+				gomilter.StageMailFrom: {"i", "{auth_authen}", "{auth_type}", "{mail_addr}"},
+				gomilter.StageRcptTo:   {"i", "{rcpt_addr}"},
+				gomilter.StageEOM:      {"i"},
 			},
 		}
 		go func() { errc <- ms.Serve(l) }()

@@ -28,9 +28,9 @@ type Engine struct {
 
 // Rule names the Engine itself decides by, outside the rule list.
 const (
-	RuleTrusted  = "trusted"          // client in trusted_networks
-	RuleTimeout  = "decision-timeout" // evidence not complete within the budget
-	RuleNoMatch  = "no-match"         // no rule matched: accepted
+	RuleTrusted = "trusted"          // client in trusted_networks
+	RuleTimeout = "decision-timeout" // evidence not complete within the budget
+	RuleNoMatch = "no-match"         // no rule matched: accepted
 )
 
 // New returns an Engine.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"blitiri.com.ar/go/spf"
+	"github.com/miekg/dns"
 )
 
 // SPFResult is an RFC 7208 section 2.6 result.
@@ -101,24 +102,38 @@ func CheckHelo(ctx context.Context, r Resolver, ip netip.Addr, helo string) SPFR
 // spfResolver adapts a Resolver to spf.DNSResolver. blitiri type-asserts
 // errors, so they must be bare *net.DNSError values with IsNotFound for
 // NXDOMAIN/NODATA and IsTemporary/IsTimeout for everything else; any other
-// shape turns into permerror.
+// shape turns into permerror. blitiri's names are raw label bytes (macros can
+// put spaces or NULs in them), ours are in presentation form: convert both ways.
 type spfResolver struct{ r Resolver }
 
 func (a spfResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	txt, err := a.r.LookupTXT(ctx, name)
+	n, ok := presentationName(name)
+	if !ok {
+		return nil, spfNotFound(name)
+	}
+	txt, err := a.r.LookupTXT(ctx, n)
 	return txt, spfDNSError(err, name)
 }
 
 func (a spfResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	mx, err := a.r.LookupMX(ctx, name)
-	return mx, spfDNSError(err, name)
+	n, ok := presentationName(name)
+	if !ok {
+		return nil, spfNotFound(name)
+	}
+	mxs, err := a.r.LookupMX(ctx, n)
+	out := make([]*net.MX, len(mxs))
+	for i, mx := range mxs {
+		out[i] = &net.MX{Host: rawName(mx.Host), Pref: mx.Pref}
+	}
+	return out, spfDNSError(err, name)
 }
 
 func (a spfResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	if host == "." || host == "" { // null MX (RFC 7505)
-		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	n, ok := presentationName(host)
+	if !ok || n == "." { // "." is a null MX (RFC 7505)
+		return nil, spfNotFound(host)
 	}
-	ips, err := a.r.LookupIP(ctx, host)
+	ips, err := a.r.LookupIP(ctx, n)
 	out := make([]net.IPAddr, len(ips))
 	for i, ip := range ips {
 		out[i] = net.IPAddr{IP: net.IP(ip.AsSlice()), Zone: ip.Zone()}
@@ -129,10 +144,17 @@ func (a spfResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAdd
 func (a spfResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		return nil, &net.DNSError{Err: "unrecognized address", Name: addr, IsNotFound: true}
+		return nil, spfNotFound(addr)
 	}
 	names, err := a.r.LookupPTR(ctx, ip)
+	for i, n := range names {
+		names[i] = rawName(n)
+	}
 	return names, spfDNSError(err, addr)
+}
+
+func spfNotFound(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
 }
 
 // spfDNSError returns err as the bare *net.DNSError blitiri expects.
@@ -151,4 +173,40 @@ func spfDNSError(err error, name string) error {
 		d.Server = de.Server
 	}
 	return d
+}
+
+// presentationName returns the absolute presentation form of a name of raw
+// label bytes, or false if it cannot be a domain name (empty or overlong
+// labels, over 255 octets).
+func presentationName(raw string) (string, bool) {
+	if raw == "" || raw == "." {
+		return ".", raw != ""
+	}
+	wire := make([]byte, 0, len(raw)+2)
+	for l := range strings.SplitSeq(strings.TrimSuffix(raw, "."), ".") {
+		if len(l) == 0 || len(l) > 63 {
+			return "", false
+		}
+		wire = append(append(wire, byte(len(l))), l...)
+	}
+	name, _, err := dns.UnpackDomainName(append(wire, 0), 0)
+	return name, err == nil
+}
+
+// rawName undoes presentationName (an escaped dot stays a separator).
+func rawName(name string) string {
+	if !strings.Contains(name, `\`) {
+		return name
+	}
+	buf := make([]byte, 256)
+	n, err := dns.PackDomainName(dns.Fqdn(name), buf, 0, nil, false)
+	if err != nil {
+		return name
+	}
+	var b strings.Builder
+	for i := 0; i < n && buf[i] != 0; i += int(buf[i]) + 1 {
+		b.Write(buf[i+1 : i+1+int(buf[i])])
+		b.WriteByte('.')
+	}
+	return b.String()
 }
