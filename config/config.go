@@ -64,7 +64,8 @@ type Config struct {
 	TrustedNetworks []netip.Prefix
 	GenericTokens   []string
 
-	DNS dnscache.Config
+	DNS               dnscache.Config
+	EvidenceCacheSize int // recent (IP, HELO) evidence kept until its DNS answers expire; 0 = off
 
 	// Rules is the complete ordered list the engine runs: allowlist, then
 	// extra_rules, then the built-in (or replacing) set with overrides applied.
@@ -86,21 +87,22 @@ func Default() *Config {
 func defaults() *Config {
 	host, _ := os.Hostname()
 	c := &Config{
-		Listen:          []string{DefaultListen},
-		SocketMode:      0o660,
-		Mode:            ModeEnforce,
-		RejectAt:        StageRcpt,
-		ExemptRcpts:     []string{"postmaster", "abuse"},
-		AuthservID:      host,
-		DecisionTimeout: 8 * time.Second,
-		TimeoutAction:   policy.ActionTempfail,
-		MaxSessions:     1000,
-		ReadTimeout:     5 * time.Minute,
-		LogFile:         "stderr",
-		DrainTimeout:    30 * time.Second,
-		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		GenericTokens:   policy.DefaultGenericTokens(),
-		DNS:             dnscache.Config{Timeout: 2 * time.Second, CacheSize: 100000},
+		Listen:            []string{DefaultListen},
+		SocketMode:        0o660,
+		Mode:              ModeEnforce,
+		RejectAt:          StageRcpt,
+		ExemptRcpts:       []string{"postmaster", "abuse"},
+		AuthservID:        host,
+		DecisionTimeout:   8 * time.Second,
+		TimeoutAction:     policy.ActionTempfail,
+		MaxSessions:       1000,
+		ReadTimeout:       5 * time.Minute,
+		LogFile:           "stderr",
+		DrainTimeout:      30 * time.Second,
+		TrustedNetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		GenericTokens:     policy.DefaultGenericTokens(),
+		DNS:               dnscache.Config{Timeout: 2 * time.Second, CacheSize: 100000},
+		EvidenceCacheSize: 10000,
 	}
 	if host != "" {
 		c.LocalNames = []string{host}
@@ -290,5 +292,7 @@ func (c *Config) PolicyOptions(r policy.Resolver) policy.Options {
 		LocalAddresses:  c.LocalAddresses,
 		GenericTokens:   c.GenericTokens,
 		TimeoutAction:   c.TimeoutAction,
+
+		EvidenceCacheSize: c.EvidenceCacheSize,
 	}
 }

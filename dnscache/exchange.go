@@ -126,7 +126,10 @@ func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns
 
 	var buf []byte
 	if udp {
-		buf = make([]byte, dns.MaxMsgSize)
+		// miekg/dns copies what it unpacks, so the buffer can be reused.
+		bp := r.udpBufs.Get().(*[]byte)
+		defer r.udpBufs.Put(bp)
+		buf = *bp
 	}
 	for {
 		var p []byte

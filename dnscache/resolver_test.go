@@ -36,6 +36,7 @@ var world = []string{
 	"refused.example. 300 IN A 192.0.2.9",
 	"trunc.example. 300 IN A 192.0.2.10",
 	"big.example. 300 IN TXT " + strings.Repeat(`"`+strings.Repeat("s", 250)+`" `, 6),
+	"mid.example. 300 IN TXT " + strings.Repeat(`"`+strings.Repeat("m", 200)+`" `, 4),
 }
 
 var worldFaults = []fault{
@@ -101,6 +102,13 @@ func TestLookup(t *testing.T) {
 			}
 			return len(txt[0]), err
 		}, want: 1500, queries: map[string]int64{"big.example./TXT": 2}},
+		{name: "TXT of 800 bytes fits EDNS0 over UDP", call: func(ctx context.Context) (any, error) {
+			txt, err := r.LookupTXT(ctx, "mid.example.")
+			if len(txt) != 1 {
+				return txt, err
+			}
+			return len(txt[0]), err
+		}, want: 800, queries: map[string]int64{"mid.example./TXT": 1}},
 		{name: "invalid name", call: ipOf(r, strings.Repeat("a", 64)+".example."), wantErr: ErrNXDomain},
 		{name: "root name (null MX)", call: ipOf(r, "."), wantErr: ErrNoData},
 	}
@@ -214,5 +222,82 @@ func TestStatsAndTally(t *testing.T) {
 	r.LookupIP(ctx, "host.example.")
 	if got := s.QueriesFor("host.example.", dns.TypeA); got != 2 {
 		t.Errorf("%d queries for host.example. A after Purge, want 2", got)
+	}
+}
+
+// LookupIP combines the A and AAAA outcomes.
+func TestLookupIPCombines(t *testing.T) {
+	soa := "example. 60 IN SOA ns.example. h.example. 1 2 3 4 60"
+	// outcome of each name and type: an address, or an rcode (NODATA = "nodata")
+	outcomes := map[string][2]string{
+		"both.example.":       {"192.0.2.1", "2001:db8::1"},
+		"a-servfail.example.": {"192.0.2.1", "SERVFAIL"},
+		"servfail-a.example.": {"SERVFAIL", "2001:db8::1"},
+		"a-nx.example.":       {"192.0.2.1", "NXDOMAIN"},
+		"nodata-nx.example.":  {"nodata", "NXDOMAIN"},
+		"nx-nodata.example.":  {"NXDOMAIN", "nodata"},
+		"nodata-both.example": {"nodata", "nodata"},
+		"nx-servfail.example": {"NXDOMAIN", "SERVFAIL"},
+		"servfail-nx.example": {"SERVFAIL", "NXDOMAIN"},
+	}
+	addr := startCustom(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		o, ok := outcomes[q.Name]
+		if !ok {
+			o, ok = outcomes[strings.TrimSuffix(q.Name, ".")]
+		}
+		out := o[0]
+		if q.Qtype == dns.TypeAAAA {
+			out = o[1]
+		}
+		var m *dns.Msg
+		switch out {
+		case "nodata":
+			m = reply(req, dns.RcodeSuccess)
+			m.Ns = []dns.RR{rr(t, soa)}
+		case "NXDOMAIN":
+			m = reply(req, dns.RcodeNameError)
+			m.Ns = []dns.RR{rr(t, soa)}
+		case "SERVFAIL":
+			m = reply(req, dns.RcodeServerFailure)
+		default:
+			m = reply(req, dns.RcodeSuccess, rr(t, q.Name+" 60 IN "+dns.TypeToString[q.Qtype]+" "+out))
+		}
+		w.WriteMsg(m)
+	})
+	r := newResolver(t, Config{Attempts: 1}, addr)
+	tests := []struct {
+		name    string
+		want    []string
+		wantErr error
+	}{
+		{"both.example.", []string{"192.0.2.1", "2001:db8::1"}, nil},
+		{"a-servfail.example.", []string{"192.0.2.1"}, ErrServFail},
+		{"servfail-a.example.", []string{"2001:db8::1"}, ErrServFail},
+		{"a-nx.example.", []string{"192.0.2.1"}, nil},
+		{"nodata-nx.example.", nil, ErrNXDomain},
+		{"nx-nodata.example.", nil, ErrNXDomain},
+		{"nodata-both.example", nil, ErrNoData},
+		{"nx-servfail.example", nil, ErrServFail},
+		{"servfail-nx.example", nil, ErrServFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addrs, err := r.LookupIP(context.Background(), tt.name)
+			var got []string
+			for _, a := range addrs {
+				got = append(got, a.String())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("addresses %v, want %v", got, tt.want)
+			}
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Errorf("error %v, want nil", err)
+				}
+				return
+			}
+			checkErr(t, err, tt.wantErr, dns.Fqdn(tt.name))
+		})
 	}
 }

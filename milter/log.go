@@ -33,6 +33,7 @@ func (s *session) flushLog() {
 		slog.String("stage", v.stage),
 		slog.String("exemption", v.exemption),
 		slog.Bool("trusted", v.Trusted),
+		slog.Bool("evidence_cached", v.Cached),
 		slog.Any("evidence", v.Evidence),
 		slog.Float64("duration_ms", float64(v.Duration.Microseconds())/1000),
 		slog.Int64("dns_lookups", s.tally.Lookups.Load()),

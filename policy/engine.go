@@ -19,11 +19,17 @@ type Options struct {
 	// TimeoutAction is the decision when the context ends before the evidence is
 	// complete (the milter's decision budget); "" means tempfail.
 	TimeoutAction Action
+	// EvidenceCacheSize bounds the cache of recent (IP, HELO) evidence, kept
+	// until the first DNS answer behind it expires; 0 disables it. It works
+	// only with a Resolver that implements Validity.
+	EvidenceCacheSize int
 }
 
 // Engine gathers evidence and applies rules. It is safe for concurrent use.
 type Engine struct {
-	opt Options
+	opt      Options
+	validity Validity       // nil if the resolver cannot tell
+	evcache  *evidenceCache // nil if disabled
 }
 
 // Rule names the Engine itself decides by, outside the rule list.
@@ -44,7 +50,12 @@ func New(opt Options) *Engine {
 	for i, n := range opt.LocalNames {
 		opt.LocalNames[i] = normName(n)
 	}
-	return &Engine{opt: opt}
+	e := &Engine{opt: opt}
+	if v, ok := opt.Resolver.(Validity); ok {
+		e.validity = v
+		e.evcache = newEvidenceCache(opt.EvidenceCacheSize)
+	}
+	return e
 }
 
 // Rules returns the engine's rule list (not to be modified).
@@ -57,6 +68,7 @@ type Decision struct {
 	Monitor  bool  // the rule is log-only: report Action, enforce nothing
 	Reply    Reply // expanded; zero for accepting actions
 	Trusted  bool  // decided by trusted_networks, no evidence gathered
+	Cached   bool  // the evidence came from the evidence cache: no DNS
 	Evidence Evidence
 	Duration time.Duration
 }
@@ -68,14 +80,18 @@ func (e *Engine) Trusted(ip netip.Addr) bool {
 
 // PendingReverse is reverse-DNS evidence being gathered in the background.
 type PendingReverse struct {
-	done chan struct{}
-	rev  Reverse
+	done    chan struct{}
+	rev     Reverse
+	expires func() time.Time // earliest expiry of the answers behind rev; nil if unknown
 }
 
 // StartReverse begins the iprev lookups for ip; the milter calls it at connect so
 // the work overlaps the client's greeting and HELO.
 func (e *Engine) StartReverse(ctx context.Context, ip netip.Addr) *PendingReverse {
 	p := &PendingReverse{done: make(chan struct{})}
+	if e.validity != nil {
+		ctx, p.expires = e.validity.Track(ctx)
+	}
 	go func() {
 		p.rev = LookupReverse(ctx, e.opt.Resolver, ip)
 		close(p.done)
@@ -106,6 +122,15 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 	if e.Trusted(ip) {
 		return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Evidence: Evidence{HeloForm: h.Form}, Duration: time.Since(start)}
 	}
+	if ev, ok := e.evcache.get(ip, helo); ok {
+		d := e.Judge(ip, h, ev)
+		d.Cached, d.Duration = true, time.Since(start)
+		return d
+	}
+	var expires func() time.Time
+	if e.evcache != nil {
+		ctx, expires = e.validity.Track(ctx)
+	}
 	if rev == nil {
 		rev = e.StartReverse(ctx, ip)
 	}
@@ -113,6 +138,13 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 	var d Decision
 	if complete {
 		d = e.Judge(ip, h, ev)
+		if expires != nil && rev.expires != nil {
+			exp := expires()
+			if r := rev.expires(); r.Before(exp) {
+				exp = r
+			}
+			e.evcache.add(ip, helo, ev, exp)
+		}
 	} else {
 		d = e.timeout(ip, h, ev)
 	}
@@ -130,16 +162,16 @@ func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *Pen
 	}
 	var wg sync.WaitGroup
 	if h.Form == HeloFQDN {
-		wg.Add(2)
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			addrs, err := e.opt.Resolver.LookupIP(ctx, h.Name)
 			ev.HeloAMatchesIP = err == nil && containsAddr(addrs, ip)
 		}()
-		go func() {
-			defer wg.Done()
-			ev.SPFHelo = CheckHelo(ctx, e.opt.Resolver, ip, h.Name)
-		}()
+		// SPF runs here rather than in a goroutine of its own: its call chain
+		// is deep, and a fresh goroutine's stack would be grown and copied on
+		// every decision.
+		ev.SPFHelo = CheckHelo(ctx, e.opt.Resolver, ip, h.Name)
 	}
 	rev, ok := pending.Wait(ctx)
 	wg.Wait()

@@ -41,19 +41,25 @@ func LookupReverse(ctx context.Context, r Resolver, ip netip.Addr) Reverse {
 	}
 	confirmed := make([]bool, len(check))
 	temp := make([]bool, len(check))
+	forward := func(i int) {
+		addrs, err := r.LookupIP(ctx, check[i])
+		if err != nil {
+			temp[i] = !isNotFound(err)
+			return
+		}
+		confirmed[i] = containsAddr(addrs, ip)
+	}
+	// The names are checked concurrently; the first on this goroutine, since
+	// most IPs have exactly one PTR name.
 	var wg sync.WaitGroup
-	for i, name := range check {
+	for i := 1; i < len(check); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			addrs, err := r.LookupIP(ctx, name)
-			if err != nil {
-				temp[i] = !isNotFound(err)
-				return
-			}
-			confirmed[i] = containsAddr(addrs, ip)
+			forward(i)
 		}()
 	}
+	forward(0)
 	wg.Wait()
 	anyTemp := false
 	for i, name := range check {

@@ -261,3 +261,38 @@ func TestSPFDeadline(t *testing.T) {
 		t.Errorf("canceled: %s, want temperror", got)
 	}
 }
+
+// TestSPFRawNames checks the name conversion: blitiri passes raw label bytes
+// (macros can expand to spaces) and gets raw names back.
+func TestSPFRawNames(t *testing.T) {
+	z := dnstest.NewZone()
+	for _, l := range []string{
+		`sp\ ace.example. TXT "v=spf1 mx -all"`,
+		`sp\ ace.example. MX 10 m\ x.example.`,
+		`m\ x.example. A 192.0.2.1`,
+	} {
+		if err := z.AddRR(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := dnstest.Start(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx := context.Background()
+	a := spfResolver{newSPFTestResolver(t, srv)}
+	mxs, err := a.LookupMX(ctx, "sp ace.example")
+	if err != nil || len(mxs) != 1 || mxs[0].Host != "m x.example." {
+		t.Fatalf("LookupMX = %v, %v; want [m x.example.]", mxs, err)
+	}
+	if got := CheckHost(ctx, a.r, spfClient, "sp ace.example", "", "mta.example", nil); got != SPFPass {
+		t.Errorf("CheckHost(sp ace.example) = %s, want pass", got)
+	}
+	before := srv.Queries()
+	_, err = a.LookupTXT(ctx, strings.Repeat("x", 64)+".example")
+	checkSPFError(t, err, true, false, false)
+	if srv.Queries() != before {
+		t.Error("an overlong label was queried")
+	}
+}

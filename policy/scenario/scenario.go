@@ -103,6 +103,15 @@ func (f *File) Zone() (*dnstest.Zone, error) {
 	return z, nil
 }
 
+// Serve starts a loopback DNS server with the file's world.
+func (f *File) Serve() (*dnstest.Server, error) {
+	z, err := f.Zone()
+	if err != nil {
+		return nil, err
+	}
+	return dnstest.Start(z)
+}
+
 // Result is one case's outcome.
 type Result struct {
 	Case     Case
@@ -113,11 +122,7 @@ type Result struct {
 // Run serves the world on loopback and decides every case with cfg's rules
 // (cfg nil = built-in defaults). local_names come from the file.
 func (f *File) Run(ctx context.Context, cfg *config.Config) ([]Result, error) {
-	z, err := f.Zone()
-	if err != nil {
-		return nil, err
-	}
-	srv, err := dnstest.Start(z)
+	srv, err := f.Serve()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,37 @@
+# heloguard — build and test.
+#
+#   make            build ./heloguard
+#   make test       install the test dependencies (Debian: Postfix, swaks,
+#                   miltertest; needs root) and run every test, end to end included
+#   make check      the same tests without installing anything
+#   make bench      the benchmarks reported in BENCHMARKS.md
+
+GO ?= go
+
+.PHONY: all build test check deps lint bench fuzz
+
+all: build
+
+build:
+	$(GO) build -o heloguard ./cmd/heloguard
+
+deps:
+	./deploy/install-test-deps.sh
+
+test: deps check
+
+check: lint
+	HELOGUARD_E2E=1 $(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) run ./cmd/heloguard test ../shared/scenarios/*.yaml
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./policy/ ./dnscache/ ./milter/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseHelo -fuzztime 30s ./policy/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config/
