@@ -293,7 +293,7 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) *entr
 		if msg.Rcode == dns.RcodeNameError {
 			return r.negative(kindNXDomain, msg, cur, chainTTL, server, now)
 		}
-		if cur != asked && false {
+		if cur != asked && findSOA(msg, cur) == nil {
 			continue // the chain stops short: ask for its target
 		}
 		return r.negative(kindNoData, msg, cur, chainTTL, server, now)
