@@ -13,8 +13,11 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
@@ -136,7 +139,17 @@ func Parse(file string, data []byte) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && err != io.EOF {
-		return nil, Errors{yamlError(p.file, err)}
+		return nil, Errors{yamlError(p.file, data, err)}
+	}
+	// A second document would be ignored silently: say so instead.
+	var more yaml.Node
+	if err := dec.Decode(&more); err != io.EOF {
+		if err != nil {
+			return nil, Errors{yamlError(p.file, data, err)}
+		}
+		if len(more.Content) > 0 && !(more.Content[0].Kind == yaml.ScalarNode && more.Content[0].Tag == "!!null") {
+			p.errorf(&more, "the config must be one YAML document; remove this \"---\" and what follows, or merge it into the first")
+		}
 	}
 	var top *yaml.Node
 	if len(doc.Content) > 0 {
@@ -154,17 +167,81 @@ func Parse(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into an Error.
-func yamlError(file string, err error) *Error {
-	msg := err.Error()
-	var line int
-	if n, _ := fmt.Sscanf(msg, "yaml: line %d:", &line); n == 1 {
-		if i := bytes.IndexByte([]byte(msg), ':'); i >= 0 {
-			rest := msg[len(fmt.Sprintf("yaml: line %d:", line)):]
-			return &Error{File: file, Line: line, Column: 1, Msg: "YAML syntax:" + rest}
+// yamlParserErrors are the messages of yaml.v3's parser (as opposed to its
+// scanner): for these, yaml.v3 v3.0.1 reports a line numbered from 0, and none
+// at all for the first line.
+var yamlParserErrors = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"found undefined tag handle",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into an Error
+// with the line where the problem is (or where the construct that holds it
+// starts), so that an operator is sent to the right place.
+func yamlError(file string, data []byte, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line, col := 0, 1
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if v, err := strconv.Atoi(n); err == nil && v > 0 {
+				line, msg = v, after
+			}
 		}
 	}
-	return &Error{File: file, Msg: msg}
+	switch {
+	case slices.Contains(yamlParserErrors, msg):
+		line++ // counted from 0
+	case line > 0:
+	case strings.HasPrefix(msg, "unknown anchor '"):
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor '"), "' referenced")
+		if i := bytes.Index(data, []byte("*"+name)); i >= 0 {
+			line, col = position(data, i)
+		}
+	default:
+		// Reader errors (bad UTF-8, control characters) carry no position:
+		// find the first byte YAML does not allow.
+		if i := badYAMLByte(data); i >= 0 {
+			line, col = position(data, i)
+		} else {
+			line = 1 // both of yaml.v3's marks were on the first line
+		}
+	}
+	if line == 0 {
+		line = 1
+	}
+	return &Error{File: file, Line: line, Column: col, Msg: "YAML syntax: " + msg}
+}
+
+// position is the 1-based line and column (in characters) of byte offset i.
+func position(data []byte, i int) (line, col int) {
+	before := data[:i]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	return line, col
+}
+
+// badYAMLByte is the offset of the first byte that is not valid UTF-8 or is a
+// character outside YAML's printable set (YAML 1.2 section 5.1), or -1.
+func badYAMLByte(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		ok := r == '\t' || r == '\n' || r == '\r' || 0x20 <= r && r <= 0x7e || r == 0x85 ||
+			0xa0 <= r && r <= 0xd7ff || 0xe000 <= r && r <= 0xfffd || 0x10000 <= r && r <= 0x10ffff
+		if r == utf8.RuneError && n <= 1 || !ok {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
@@ -205,6 +282,7 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 
 func (p *parser) listen(n *yaml.Node, dst *[]string) {
 	var out []string
+	before := len(p.errs)
 	for _, c := range p.list(n, "listen") {
 		if _, _, err := SplitListen(c.Value); err != nil {
 			p.errorf(c, "listen: %v", err)
@@ -212,7 +290,7 @@ func (p *parser) listen(n *yaml.Node, dst *[]string) {
 		}
 		out = append(out, c.Value)
 	}
-	if len(out) == 0 && len(p.errs) == 0 {
+	if len(out) == 0 && len(p.errs) == before {
 		p.errorf(n, "listen needs at least one address such as inet:127.0.0.1:8894 or unix:/run/heloguard/heloguard.sock")
 	}
 	*dst = out
@@ -241,7 +319,9 @@ func (p *parser) fileMode(n *yaml.Node, dst *os.FileMode) {
 	if !ok {
 		return
 	}
-	v, err := strconv.ParseUint(s, 8, 32)
+	// "0660" as YAML 1.1 writes octal, "0o660" as YAML 1.2 does.
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")
+	v, err := strconv.ParseUint(digits, 8, 32)
 	if err != nil || v > 0o777 {
 		p.errorf(n, "socket_mode must be an octal mode such as \"0660\", not %q", s)
 		return

@@ -15,19 +15,26 @@ type ruleSpec struct {
 	allowlist, extra, replace, overrides *yaml.Node
 }
 
+// placed is a rule with the node it was written at, for error positions.
+type placed struct {
+	policy.Rule
+	file string
+	at   *yaml.Node
+}
+
 // buildRules assembles the engine's list: allowlist, extra_rules, then rules (or
 // the built-in set) with overrides applied.
 func (p *parser) buildRules(c *Config, rs *ruleSpec) []policy.Rule {
-	var out []policy.Rule
+	var out []placed
 	if rs.allowlist != nil {
 		if r, ok := p.allowlist(rs.allowlist); ok {
-			out = append(out, r)
+			out = append(out, placed{r, p.file, rs.allowlist})
 		}
 	}
 	if rs.extra != nil {
 		out = append(out, p.ruleList(rs.extra, "extra_rules")...)
 	}
-	var base []policy.Rule
+	var base []placed
 	if rs.replace != nil {
 		base = p.ruleList(rs.replace, "rules")
 	} else {
@@ -44,31 +51,43 @@ func (p *parser) buildRules(c *Config, rs *ruleSpec) []policy.Rule {
 		p.override(rs.overrides, base)
 	}
 	out = append(out, base...)
-	seen := map[string]bool{}
-	for _, r := range out {
-		if seen[r.Name] && r.Name != "" {
-			p.errorf(nil, "rule name %q is used twice; rule names must be unique (overrides and logs refer to them)", r.Name)
+	first := map[string]int{}
+	for i, r := range out {
+		if r.Name == "" {
+			continue
 		}
-		seen[r.Name] = true
+		j, dup := first[r.Name]
+		if !dup {
+			first[r.Name] = i
+			continue
+		}
+		// Blame the later one, unless only the earlier one is the operator's
+		// (an extra rule named as a built-in one).
+		blame, other := out[i], out[j]
+		if blame.file != p.file && other.file == p.file {
+			blame, other = other, blame
+		}
+		p.errs = append(p.errs, &Error{File: blame.file, Line: blame.at.Line, Column: blame.at.Column,
+			Msg: fmt.Sprintf("rule name %q is used twice (also at %s); rule names must be unique (overrides and logs refer to them)", r.Name, other.Source)})
 	}
-	kept := out[:0]
+	var kept []policy.Rule
 	for _, r := range out {
 		if r.Action != "" { // disabled by an override
-			kept = append(kept, r)
+			kept = append(kept, r.Rule)
 		}
 	}
 	return kept
 }
 
-func (p *parser) ruleList(n *yaml.Node, what string) []policy.Rule {
+func (p *parser) ruleList(n *yaml.Node, what string) []placed {
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n, "%s must be a list of rules (each - name: ..., match: ..., action: ...)", what)
 		return nil
 	}
-	var out []policy.Rule
+	var out []placed
 	for _, rn := range n.Content {
 		if r, ok := p.rule(rn, what); ok {
-			out = append(out, r)
+			out = append(out, placed{r, p.file, rn})
 		}
 	}
 	return out
@@ -77,11 +96,14 @@ func (p *parser) ruleList(n *yaml.Node, what string) []policy.Rule {
 func (p *parser) rule(n *yaml.Node, what string) (policy.Rule, bool) {
 	before := len(p.errs)
 	r := policy.Rule{Source: fmt.Sprintf("%s:%d", p.file, n.Line)}
-	var reply *yaml.Node
+	var reply, action *yaml.Node
 	p.mapping(n, "a rule in "+what, map[string]func(*yaml.Node){
-		"name":    func(v *yaml.Node) { p.str(v, "name", &r.Name) },
-		"match":   func(v *yaml.Node) { r.Match = p.match(v) },
-		"action":  func(v *yaml.Node) { p.action(v, "action", &r.Action) },
+		"name":  func(v *yaml.Node) { p.str(v, "name", &r.Name) },
+		"match": func(v *yaml.Node) { r.Match = p.match(v) },
+		"action": func(v *yaml.Node) {
+			action = v
+			p.action(v, "action", &r.Action)
+		},
 		"reply":   func(v *yaml.Node) { reply = v },
 		"monitor": func(v *yaml.Node) { p.boolean(v, "monitor", &r.Monitor) },
 	})
@@ -91,7 +113,7 @@ func (p *parser) rule(n *yaml.Node, what string) (policy.Rule, bool) {
 	if r.Name == "" {
 		p.errorf(n, "a rule in %s needs a name", what)
 	}
-	if r.Action == "" {
+	if action == nil { // a bad action has been reported already
 		p.errorf(n, "rule %q needs an action: one of %s", r.Name, actionList())
 	}
 	if reply != nil {
@@ -277,13 +299,19 @@ func (p *parser) allowlist(n *yaml.Node) (policy.Rule, bool) {
 
 // override changes rules of the base set by name: action, reply, monitor, or
 // disabled: true to drop the rule.
-func (p *parser) override(n *yaml.Node, base []policy.Rule) {
+func (p *parser) override(n *yaml.Node, base []placed) {
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n, "overrides must map rule names to changes, as in overrides: {generic-ptr: {monitor: true}}")
 		return
 	}
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			p.errorf(k, "rule %q given twice in overrides; put all its changes in one entry", k.Value)
+			continue
+		}
+		seen[k.Value] = true
 		idx := -1
 		var names []string
 		for j := range base {
@@ -296,7 +324,7 @@ func (p *parser) override(n *yaml.Node, base []policy.Rule) {
 			p.errorf(k, "overrides: no rule named %q; rules are: %s", k.Value, strings.Join(names, ", "))
 			continue
 		}
-		r := &base[idx]
+		r := &base[idx].Rule
 		var reply *yaml.Node
 		var disabled bool
 		p.mapping(v, "overrides."+k.Value, map[string]func(*yaml.Node){

@@ -117,9 +117,7 @@ func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns
 		wire = append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(wire)), uint16(len(wire))), wire...)
 	}
 	r.stats.upstream.Add(1)
-	if t := tallyOf(ctx); t != nil {
-		t.Upstream.Add(1)
-	}
+	tallyOf(ctx).each(func(t *Tally) { t.Upstream.Add(1) })
 	if _, err := c.Write(wire); err != nil {
 		return nil, err
 	}

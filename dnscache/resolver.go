@@ -180,18 +180,15 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	fqdn := dns.Fqdn(name)
 	r.stats.queries.Add(1)
 	t := tallyOf(ctx)
-	if t != nil {
-		t.Lookups.Add(1)
-	}
+	t.each(func(t *Tally) { t.Lookups.Add(1) })
 	if _, ok := dns.IsDomainName(fqdn); !ok {
 		return nil, r.fail(&failure{kind: kindNXDomain, text: "invalid domain name"}, fqdn)
 	}
 	k := key{strings.ToLower(fqdn), qtype}
 	if e, ok := r.cache.get(k, r.cfg.Now()); ok {
 		r.stats.hits.Add(1)
-		if t != nil {
-			t.Hits.Add(1)
-		}
+		t.each(func(t *Tally) { t.Hits.Add(1) })
+		t.note(e.expires)
 		return r.result(e, fqdn)
 	}
 	r.stats.misses.Add(1)
@@ -203,7 +200,9 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	})
 	select {
 	case res := <-ch:
-		return r.result(res.Val.(*entry), fqdn)
+		e := res.Val.(*entry)
+		t.note(e.expires)
+		return r.result(e, fqdn)
 	case <-ctx.Done():
 		return nil, r.canceled(ctx, fqdn)
 	}

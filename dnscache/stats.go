@@ -3,6 +3,7 @@ package dnscache
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // Stats are counters since New. Errors are counted per lookup that returned
@@ -65,6 +66,53 @@ type Tally struct {
 	Lookups  atomic.Int64 // lookups asked
 	Hits     atomic.Int64 // answered from the cache
 	Upstream atomic.Int64 // queries sent to servers
+
+	parent  *Tally       // the tally of the enclosing context, which counts too
+	expires atomic.Int64 // earliest expiry (Unix ns) of the answers given; 0 = none yet
+}
+
+// each runs f on t and the tallies it is nested in.
+func (t *Tally) each(f func(*Tally)) {
+	for ; t != nil; t = t.parent {
+		f(t)
+	}
+}
+
+// note records the expiry of an answer given under t. An answer that is not
+// cached (zero expiry) makes the whole tally expire at once.
+func (t *Tally) note(exp time.Time) {
+	ns := int64(1)
+	if !exp.IsZero() {
+		ns = exp.UnixNano()
+	}
+	t.each(func(t *Tally) {
+		for {
+			cur := t.expires.Load()
+			if cur != 0 && cur <= ns || t.expires.CompareAndSwap(cur, ns) {
+				return
+			}
+		}
+	})
+}
+
+// Expires is the earliest expiry of the answers given under t: until then,
+// repeating the same lookups would give the same answers. Zero if there were
+// none.
+func (t *Tally) Expires() time.Time {
+	ns := t.expires.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Track returns a context whose lookups are tallied in a new Tally nested in
+// ctx's (which keeps counting), and that tally's Expires. It implements
+// policy.Validity: the engine caches evidence until the first answer behind it
+// expires.
+func (r *Resolver) Track(ctx context.Context) (context.Context, func() time.Time) {
+	t := &Tally{parent: tallyOf(ctx)}
+	return WithTally(ctx, t), t.Expires
 }
 
 type tallyKey struct{}

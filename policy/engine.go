@@ -23,6 +23,8 @@ type Options struct {
 	// until the first DNS answer behind it expires; 0 disables it. It works
 	// only with a Resolver that implements Validity.
 	EvidenceCacheSize int
+	// Now is the clock of the evidence cache; nil means time.Now.
+	Now func() time.Time
 }
 
 // Engine gathers evidence and applies rules. It is safe for concurrent use.
@@ -54,6 +56,9 @@ func New(opt Options) *Engine {
 	if v, ok := opt.Resolver.(Validity); ok {
 		e.validity = v
 		e.evcache = newEvidenceCache(opt.EvidenceCacheSize)
+		if e.evcache != nil && opt.Now != nil {
+			e.evcache.now = opt.Now
+		}
 	}
 	return e
 }

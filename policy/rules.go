@@ -236,15 +236,37 @@ func expand(tmpl string, rule string, f *Facts) string {
 	} else if names := f.Evidence.PTR; len(names) > 0 {
 		ptr = names[0]
 	}
-	spf := string(f.Evidence.SPFHelo)
-	iprev := string(f.Evidence.IPRev)
-	r := strings.NewReplacer(
-		"{ip}", f.IP.String(),
-		"{helo}", helo,
-		"{ptr}", ClientText(ptr, maxClientText),
-		"{rule}", rule,
-		"{iprev}", iprev,
-		"{spf}", spf,
-	)
-	return r.Replace(tmpl)
+	var b strings.Builder
+	b.Grow(len(tmpl) + 2*maxClientText)
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		tmpl = tmpl[i:]
+		j := strings.IndexByte(tmpl, '}')
+		if j < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		switch tmpl[:j+1] {
+		case "{ip}":
+			b.WriteString(f.IP.String())
+		case "{helo}":
+			b.WriteString(helo)
+		case "{ptr}":
+			b.WriteString(ClientText(ptr, maxClientText))
+		case "{rule}":
+			b.WriteString(rule)
+		case "{iprev}":
+			b.WriteString(string(f.Evidence.IPRev))
+		case "{spf}":
+			b.WriteString(string(f.Evidence.SPFHelo))
+		default: // not a placeholder: keep the text
+			b.WriteString(tmpl[:j+1])
+		}
+		tmpl = tmpl[j+1:]
+	}
 }

@@ -376,3 +376,24 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// mkdirSocketDir makes the directory of heloguard's unix socket inside the
+// queue directory: root-owned, group postfix may traverse it.
+func mkdirSocketDir(t *testing.T, sock string) {
+	t.Helper()
+	dir := filepath.Dir(sock)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroup("postfix")
+	if err != nil {
+		e2e.SkipOrFail(t, "the postfix group does not exist (is Postfix installed?)")
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	if err := os.Chown(dir, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+}

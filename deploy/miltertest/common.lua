@@ -1,0 +1,100 @@
+-- Shared by heloguard's miltertest scripts (see miltertest_test.go).
+-- Loaded with dofile(libdir .. "/common.lua"). Globals set with -D:
+--   port   heloguard's TCP port on 127.0.0.1
+--   ip     the client address the "MTA" reports
+--   helo   the HELO name the client sent
+--   libdir this directory
+-- heloguard is configured with reject_at: rcpt, so CONNECT, HELO and MAIL are
+-- always continued and a refusal comes at RCPT.
+
+-- fail prints the reason (miltertest does not show a Lua error's message,
+-- only exits non-zero) and stops the script.
+function fail(msg)
+	mt.echo("FAIL: " .. msg)
+	error(msg)
+end
+
+if port == nil or ip == nil or helo == nil then
+	fail("run with -D port=N -D ip=A -D helo=NAME -D libdir=DIR")
+end
+
+local names = {}
+names[SMFIR_CONTINUE] = "SMFIR_CONTINUE"
+names[SMFIR_ACCEPT] = "SMFIR_ACCEPT"
+names[SMFIR_REJECT] = "SMFIR_REJECT"
+names[SMFIR_TEMPFAIL] = "SMFIR_TEMPFAIL"
+names[SMFIR_DISCARD] = "SMFIR_DISCARD"
+names[SMFIR_REPLYCODE] = "SMFIR_REPLYCODE"
+
+local function name(r)
+	if r == nil then return "nothing" end
+	return names[r] or ("'" .. string.char(r) .. "'")
+end
+
+-- ok fails the script when a miltertest call returned an error string.
+function ok(err, step)
+	if err ~= nil then
+		fail(step .. " failed: " .. tostring(err))
+	end
+end
+
+-- expect fails the script unless the last reply is want.
+function expect(conn, step, want)
+	local r = mt.getreply(conn)
+	if r ~= want then
+		fail(step .. ": heloguard answered " .. name(r) .. ", want " .. name(want) ..
+			" (client " .. ip .. ", HELO " .. helo .. ")")
+	end
+	mt.echo(step .. ": " .. name(r))
+end
+
+-- session connects and plays CONNECT, HELO and MAIL the way Postfix does,
+-- with the macros Postfix sends (miltertest sends none by itself).
+function session()
+	mt.set_timeout(20)
+	local conn = mt.connect("inet:" .. port .. "@127.0.0.1", 40, 0.25)
+	if conn == nil then
+		fail("cannot connect to heloguard at 127.0.0.1:" .. port)
+	end
+	mt.macro(conn, SMFIC_CONNECT, "j", "mx.receiver.example", "{daemon_name}", "mx.receiver.example",
+		"{client_addr}", ip, "{client_name}", "[" .. ip .. "]")
+	ok(mt.conninfo(conn, "[" .. ip .. "]", ip), "CONNECT")
+	expect(conn, "CONNECT", SMFIR_CONTINUE)
+	ok(mt.helo(conn, helo), "HELO")
+	expect(conn, "HELO", SMFIR_CONTINUE)
+	mt.macro(conn, SMFIC_MAIL, "i", "4XE2E1", "{mail_addr}", "x@sender.example")
+	ok(mt.mailfrom(conn, "<x@sender.example>"), "MAIL")
+	expect(conn, "MAIL", SMFIR_CONTINUE)
+	return conn
+end
+
+-- rcpt sends one recipient and checks the reply.
+function rcpt(conn, addr, want)
+	mt.macro(conn, SMFIC_RCPT, "i", "4XE2E1", "{rcpt_addr}", addr)
+	ok(mt.rcptto(conn, "<" .. addr .. ">"), "RCPT " .. addr)
+	expect(conn, "RCPT " .. addr, want)
+end
+
+-- message sends headers (a list of {name, value}), a body and end of message.
+function message(conn, headers)
+	ok(mt.data(conn), "DATA")
+	for _, h in ipairs(headers) do
+		ok(mt.header(conn, h[1], h[2]), "header " .. h[1])
+	end
+	ok(mt.eoh(conn), "EOH")
+	ok(mt.bodystring(conn, "This is a test.\r\n"), "BODY")
+	ok(mt.eom(conn), "EOM")
+	expect(conn, "EOM", SMFIR_CONTINUE)
+end
+
+-- contains fails unless s holds every string in list (plain find).
+function contains(what, s, list)
+	if s == nil then
+		fail(what .. ": missing")
+	end
+	for _, want in ipairs(list) do
+		if string.find(s, want, 1, true) == nil then
+			fail(what .. " = " .. s .. ": lacks " .. want)
+		end
+	end
+end

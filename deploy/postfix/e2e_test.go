@@ -1,0 +1,426 @@
+// Package postfix_test is heloguard's end-to-end test through a real Postfix:
+// swaks connects with the haproxy protocol, so Postfix (and through it
+// heloguard) sees each scenario's client address, while all traffic stays on
+// 127.0.0.1. The Postfix main.cf is built from main.cf.snippet, so the snippet
+// that ships is the one tested.
+//
+// It skips unless Postfix and swaks are installed and it runs as root; with
+// HELOGUARD_E2E=1 those are failures instead. deploy/install-test-deps.sh
+// installs the tools on Debian.
+package postfix_test
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/heloguard/heloguard/deploy/internal/e2e"
+	"github.com/heloguard/heloguard/policy/scenario"
+)
+
+const authservID = "mx.receiver.example"
+
+// world is everything the subtests share.
+type world struct {
+	sc    *scenario.File
+	hg    *e2e.Daemon
+	pf    *postfix
+	swaks string
+	port  atomic.Int32 // next proxied source port
+	runs  []run        // every SMTP session, for the one-line-per-decision check
+}
+
+// run is one SMTP session the test made.
+type run struct {
+	name string
+	ip   string
+	port int
+}
+
+func (w *world) client(name, ip, helo string, rcpts ...string) client {
+	if len(rcpts) == 0 {
+		rcpts = []string{"user@receiver.example"}
+	}
+	port := int(w.port.Add(1))
+	w.runs = append(w.runs, run{name: name, ip: ip, port: port})
+	return client{ip: ip, port: port, helo: helo, rcpts: rcpts,
+		headers: []string{"X-E2E-Case: " + caseID(name, port)}}
+}
+
+func caseID(name string, port int) string { return fmt.Sprintf("%s-%d", name, port) }
+
+func (c client) id() string {
+	return strings.TrimPrefix(c.headers[0], "X-E2E-Case: ")
+}
+
+func TestPostfix(t *testing.T) {
+	w := &world{swaks: e2e.Tool(t, "swaks")}
+	e2e.Tool(t, "postfix")
+	e2e.Tool(t, "postconf")
+	e2e.RequireRoot(t, "a throw-away Postfix instance")
+	w.port.Store(40000)
+
+	// 1. the scenario world on a fake DNS server
+	sc, dns := e2e.StartDNS(t)
+	w.sc = sc
+	// 2. heloguard, built from this tree, as a real process: TCP for the plain
+	// smtpd, and the unix socket the snippet documents for the chrooted one.
+	bin := e2e.Build(t)
+	w.pf = newPostfix(t)
+	sn := loadSnippet(t, "127.0.0.1:0") // the address is filled in below
+	sockPath := w.pf.chrootPath(sn.unixSpec)
+	mkdirSocketDir(t, sockPath)
+	w.hg = e2e.StartDaemon(t, bin, e2e.Config{
+		DNS:    dns.Addr,
+		Listen: []string{"unix:" + sockPath},
+		Extra:  "socket_group: postfix\nsocket_mode: \"0660\"\n",
+	})
+	// 3. Postfix, its main.cf built from the shipped snippet
+	sn = loadSnippet(t, w.hg.Addr)
+	w.pf.start(t, sn)
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, raw, bad := w.hg.Decisions()
+			t.Logf("--- Postfix maillog (tail):\n%s", tail(w.pf.log(), 60))
+			t.Logf("--- heloguard stderr:\n%s", tail(w.hg.Stderr(), 40))
+			t.Logf("--- decision log (%d lines, %d unparsable):\n%s\n%s", len(raw), len(bad), strings.Join(raw, "\n"), strings.Join(bad, "\n"))
+		}
+	})
+
+	// 4. every scenario case through Postfix
+	t.Run("scenarios", func(t *testing.T) {
+		for _, c := range sc.Cases {
+			t.Run(c.Name, func(t *testing.T) { w.scenarioCase(t, c) })
+		}
+	})
+	// 5. postmaster@ is accepted from a refused client
+	t.Run("postmaster-exempt", w.postmasterExempt)
+	// 7. Authentication-Results: ours added, a forged one removed
+	t.Run("authentication-results", w.authResults)
+	// the unix socket variant of the snippet, with a chrooted smtpd
+	t.Run("chroot-unix-socket", w.chrootUnixSocket)
+	// 6. SIGHUP reload into monitor mode
+	t.Run("monitor-reload", w.monitorReload)
+	// 8. one JSON line per decision
+	t.Run("decision-log", w.decisionLog)
+	// milter_default_action = tempfail: heloguard down means 451, not accept
+	t.Run("milter-down-tempfails", w.milterDown)
+}
+
+// scenarioCase sends the case's client through Postfix and checks the RCPT
+// reply against the scenario's expectation and the policy's own reply
+// (`heloguard check` on the same DNS), delivery, headers and the log line.
+func (w *world) scenarioCase(t *testing.T, c scenario.Case) {
+	exp := w.hg.Check(t, c.IP, c.Helo)
+	if exp.Action != string(c.Expect) {
+		t.Errorf("heloguard check says %s (rule %s), the scenario expects %s", exp.Action, exp.Rule, c.Expect)
+	}
+	if c.Rule != "" && exp.Rule != c.Rule {
+		t.Errorf("heloguard check decides by rule %s, the scenario expects %s", exp.Rule, c.Rule)
+	}
+	cl := w.client(c.Name, c.IP, c.Helo)
+	var s session
+	if c.Helo == "" {
+		// swaks always sends a HELO; a client that sends none is judged at MAIL
+		// with an empty HELO and refused at RCPT.
+		s = rawSession(t, w.pf.port, cl, []string{
+			"MAIL FROM:<x@sender.example>", "RCPT TO:<user@receiver.example>", "QUIT"})
+	} else {
+		s = swaks(t, w.swaks, w.pf.port, cl)
+	}
+	t.Logf("client %s:%d HELO %q: RCPT -> %s", c.IP, cl.port, c.Helo, s.reply("RCPT"))
+	if r := s.reply("MAIL"); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("MAIL got %q, want 250 (refusals are due at RCPT)\n%s", r, s.out)
+	}
+	rcpt := s.reply("RCPT")
+	switch string(c.Expect) {
+	case "accept":
+		if !strings.HasPrefix(rcpt, "250 ") {
+			t.Fatalf("RCPT got %q, want 250\n%s", rcpt, s.out)
+		}
+		if r := s.reply("."); !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("end of data got %q, want 250\n%s", r, s.out)
+		}
+		m, ok := w.pf.waitDelivered(t, cl.id())
+		if ok && !isTrusted(c.IP) {
+			checkOurAR(t, m, c.IP, c.Helo, exp)
+		}
+		w.checkDecision(t, cl, exp, "", "enforce", c.Evidence, s.queueID())
+	case "reject", "tempfail":
+		wantPrefix := "550 5."
+		if c.Expect == "tempfail" {
+			wantPrefix = "451 4.7.25 "
+		}
+		if rcpt != exp.Reply || !strings.HasPrefix(rcpt, wantPrefix) {
+			t.Errorf("RCPT got\n  %q\nwant the policy's reply (prefix %q)\n  %q\n%s", rcpt, wantPrefix, exp.Reply, s.out)
+		}
+		if r := s.reply("DATA"); r != "" {
+			t.Errorf("DATA was accepted (%q) after the only recipient was refused", r)
+		}
+		w.checkDecision(t, cl, exp, "rcpt", "enforce", c.Evidence, "")
+	default:
+		t.Fatalf("scenario action %s is not covered by this test", c.Expect)
+	}
+}
+
+func isTrusted(ip string) bool { return strings.HasPrefix(ip, "127.") || ip == "::1" }
+
+// arFor returns the Authentication-Results headers that carry our authserv-id.
+func arFor(m message) (ours, others []string) {
+	for _, v := range m.get("Authentication-Results") {
+		id, _, _ := strings.Cut(v, ";")
+		if strings.EqualFold(strings.TrimSpace(id), authservID) {
+			ours = append(ours, v)
+		} else {
+			others = append(others, v)
+		}
+	}
+	return
+}
+
+// checkOurAR checks the RFC 8601 header heloguard added to an accepted message.
+func checkOurAR(t *testing.T, m message, ip, helo string, exp e2e.Expected) {
+	t.Helper()
+	ours, _ := arFor(m)
+	if len(ours) != 1 {
+		t.Errorf("want exactly one Authentication-Results: %s; ... header, got %q\n%s", authservID, ours, m.raw)
+		return
+	}
+	ar := ours[0]
+	want := []string{
+		fmt.Sprintf("iprev=%v", exp.Evidence["iprev"]),
+		"policy.iprev=" + ip,
+	}
+	if exp.Evidence["helo_form"] == "fqdn" {
+		want = append(want, fmt.Sprintf("spf=%v smtp.helo=%s", exp.Evidence["spf_helo"], strings.ToLower(strings.TrimSuffix(helo, "."))))
+	}
+	for _, s := range want {
+		if !strings.Contains(ar, s) {
+			t.Errorf("Authentication-Results %q lacks %q", ar, s)
+		}
+	}
+}
+
+// checkDecision waits for the session's decision log line and checks its fields.
+func (w *world) checkDecision(t *testing.T, cl client, exp e2e.Expected, stage, mode string, evidence map[string]any, queueID string) e2e.Decision {
+	t.Helper()
+	ds, raw := w.hg.WaitDecision(t, cl.ip, cl.port)
+	if len(ds) != 1 {
+		t.Errorf("want one decision log line for %s:%d, got %d:\n%s", cl.ip, cl.port, len(ds), strings.Join(raw, "\n"))
+		if len(ds) == 0 {
+			return nil
+		}
+	}
+	d := ds[0]
+	for _, f := range []string{"time", "client_ip", "client_port", "helo", "rule", "action", "reply", "mode", "stage", "evidence", "duration_ms", "queue_id"} {
+		if !d.Has(f) {
+			t.Errorf("decision log line has no %q field: %s", f, raw[0])
+		}
+	}
+	if !isTrusted(cl.ip) && !d.Has("evidence.iprev") {
+		t.Errorf("decision log line has no evidence.iprev: %s", raw[0])
+	}
+	check := func(field, want string) {
+		if got := d.Str(field); got != want {
+			t.Errorf("decision log %s = %q, want %q\n%s", field, got, want, raw[0])
+		}
+	}
+	check("client_ip", cl.ip)
+	check("helo", cl.helo)
+	check("rule", exp.Rule)
+	check("action", exp.Action)
+	check("stage", stage)
+	check("mode", mode)
+	if stage != "" {
+		check("reply", exp.Reply)
+	}
+	if queueID != "" {
+		check("queue_id", queueID)
+	}
+	for k, v := range evidence {
+		check("evidence."+k, fmt.Sprint(v))
+	}
+	return d
+}
+
+// postmasterExempt: the forger is refused for user@ but postmaster@ gets
+// through (RFC 5321 4.5.1), in the same transaction.
+func (w *world) postmasterExempt(t *testing.T) {
+	const ip, helo = "192.0.2.66", "NAM02-BL2-obe.outbound.protection.outlook.com"
+	exp := w.hg.Check(t, ip, helo)
+	if exp.Action != "reject" {
+		t.Fatalf("heloguard check: the forger should be refused, got %+v", exp)
+	}
+	cl := w.client("postmaster-exempt", ip, helo, "postmaster@receiver.example", "user@receiver.example")
+	s := swaks(t, w.swaks, w.pf.port, cl)
+	r := s.replies("RCPT")
+	if len(r) != 2 || !strings.HasPrefix(r[0], "250 ") || r[1] != exp.Reply {
+		t.Fatalf("RCPT replies %q, want [250 ..., %q]\n%s", r, exp.Reply, s.out)
+	}
+	if d := s.reply("."); !strings.HasPrefix(d, "250 ") {
+		t.Fatalf("end of data got %q, want 250\n%s", d, s.out)
+	}
+	m, ok := w.pf.waitDelivered(t, cl.id())
+	if ok {
+		if to := m.get("X-Original-To"); len(to) != 1 || to[0] != "postmaster@receiver.example" {
+			t.Errorf("delivered to %q, want only postmaster@receiver.example", to)
+		}
+		ours, _ := arFor(m)
+		if len(ours) != 1 || !strings.Contains(ours[0], "spf=fail") {
+			t.Errorf("want our Authentication-Results with spf=fail on the postmaster message, got %q", ours)
+		}
+	}
+	d := w.checkDecision(t, cl, exp, "rcpt", "enforce", nil, "")
+	if d != nil && !strings.Contains(d.Str("exemption"), "postmaster") {
+		t.Errorf("decision log exemption = %q, want it to name postmaster", d.Str("exemption"))
+	}
+}
+
+var officeAR = regexp.MustCompile(`^mx\.receiver\.example; iprev=pass (reason="[^"]*" )?policy\.iprev=104\.47\.38\.131( [^;]*)?; spf=pass smtp\.helo=nam02-bl2-obe\.outbound\.protection\.outlook\.com$`)
+
+// authResults: the Office 365 message carries our header; an incoming header
+// that claims our authserv-id is removed, one from another server kept.
+func (w *world) authResults(t *testing.T) {
+	const ip, helo = "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com"
+	cl := w.client("authentication-results", ip, helo)
+	cl.proxyV = 2 // and the binary haproxy header, for once
+	cl.headers = append(cl.headers,
+		"Authentication-Results: mx.receiver.example; spf=pass smtp.helo=forged.example",
+		"Authentication-Results: other.example; spf=fail smtp.helo=kept.example",
+	)
+	s := swaks(t, w.swaks, w.pf.port, cl)
+	if r := s.reply("."); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("end of data got %q, want 250\n%s", r, s.out)
+	}
+	m, ok := w.pf.waitDelivered(t, cl.id())
+	if !ok {
+		return
+	}
+	ours, others := arFor(m)
+	if len(ours) != 1 || !officeAR.MatchString(ours[0]) {
+		t.Errorf("want exactly one Authentication-Results matching\n  %s\ngot %q", officeAR, ours)
+	}
+	if strings.Contains(m.raw, "forged.example") {
+		t.Errorf("the forged Authentication-Results: %s header was not removed:\n%s", authservID, m.raw)
+	}
+	if len(others) != 1 || !strings.Contains(others[0], "kept.example") {
+		t.Errorf("another server's Authentication-Results should be kept, got %q", others)
+	}
+	t.Logf("Authentication-Results: %s", strings.Join(ours, " | "))
+	w.checkDecision(t, cl, w.hg.Check(t, ip, helo), "", "enforce", nil, s.queueID())
+}
+
+// chrootUnixSocket: a chrooted smtpd reaches heloguard on the unix socket as
+// the snippet's commented variant writes it.
+func (w *world) chrootUnixSocket(t *testing.T) {
+	for _, c := range []struct{ name, ip, helo string }{
+		{"chroot-forger", "192.0.2.66", "NAM02-BL2-obe.outbound.protection.outlook.com"},
+		{"chroot-office365", "157.56.110.65", "na01-bn1-obe.outbound.protection.outlook.com"},
+	} {
+		exp := w.hg.Check(t, c.ip, c.helo)
+		cl := w.client(c.name, c.ip, c.helo)
+		s := swaks(t, w.swaks, w.pf.chPort, cl)
+		rcpt := s.reply("RCPT")
+		if exp.Action == "accept" {
+			if !strings.HasPrefix(rcpt, "250 ") {
+				t.Fatalf("%s: RCPT got %q, want 250\n%s", c.name, rcpt, s.out)
+			}
+			if m, ok := w.pf.waitDelivered(t, cl.id()); ok {
+				checkOurAR(t, m, c.ip, c.helo, exp)
+			}
+			w.checkDecision(t, cl, exp, "", "enforce", nil, s.queueID())
+		} else {
+			if rcpt != exp.Reply {
+				t.Fatalf("%s: RCPT got %q, want %q\n%s", c.name, rcpt, exp.Reply, s.out)
+			}
+			w.checkDecision(t, cl, exp, "rcpt", "enforce", nil, "")
+		}
+	}
+}
+
+// monitorReload: SIGHUP with mode: monitor; the forger then gets 250, the
+// decision still says reject, and the message says so in X-Heloguard.
+func (w *world) monitorReload(t *testing.T) {
+	cfg := w.hg.Cfg
+	cfg.Mode = "monitor"
+	w.hg.Reload(t, cfg)
+	const ip, helo = "192.0.2.66", "NAM02-BL2-obe.outbound.protection.outlook.com"
+	exp := w.hg.Check(t, ip, helo)
+	cl := w.client("monitor-forger", ip, helo)
+	s := swaks(t, w.swaks, w.pf.port, cl)
+	if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("monitor mode: RCPT got %q, want 250\n%s", r, s.out)
+	}
+	if r := s.reply("."); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("monitor mode: end of data got %q, want 250\n%s", r, s.out)
+	}
+	if m, ok := w.pf.waitDelivered(t, cl.id()); ok {
+		x := m.get("X-Heloguard")
+		if len(x) != 1 || !strings.Contains(x[0], exp.Rule) || !strings.Contains(x[0], "reject") {
+			t.Errorf("want one X-Heloguard header naming reject and rule %s, got %q\n%s", exp.Rule, x, m.raw)
+		} else {
+			t.Logf("X-Heloguard: %s", x[0])
+		}
+		ours, _ := arFor(m)
+		if len(ours) != 1 || !strings.Contains(ours[0], "spf=fail") {
+			t.Errorf("want our Authentication-Results with spf=fail, got %q", ours)
+		}
+	}
+	d := w.checkDecision(t, cl, exp, "", "monitor", nil, s.queueID())
+	if d != nil && d.Str("action") != "reject" {
+		t.Errorf("monitor mode must still log action reject, got %q", d.Str("action"))
+	}
+}
+
+// decisionLog: every session so far has exactly one JSON decision line, and
+// the log holds nothing else.
+func (w *world) decisionLog(t *testing.T) {
+	all, raw, bad := w.hg.Decisions()
+	if len(bad) > 0 {
+		t.Errorf("the decision log has %d lines that are not JSON decisions:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	for _, r := range w.runs {
+		n := 0
+		for _, d := range all {
+			if d.Str("client_ip") == r.ip && d.Str("client_port") == fmt.Sprint(r.port) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("session %s (%s:%d): %d decision log lines, want 1", r.name, r.ip, r.port, n)
+		}
+	}
+	if len(all) != len(w.runs) {
+		t.Errorf("%d decision lines for %d SMTP sessions:\n%s", len(all), len(w.runs), strings.Join(raw, "\n"))
+	}
+	for i, d := range all {
+		if d.Str("action") == "reject" && d.Str("stage") == "rcpt" {
+			t.Logf("example decision line: %s", raw[i])
+			break
+		}
+	}
+}
+
+// milterDown: with heloguard stopped, Postfix applies the snippet's
+// milter_default_action = tempfail.
+func (w *world) milterDown(t *testing.T) {
+	w.hg.Stop(t)
+	cl := w.client("milter-down", "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com")
+	w.runs = w.runs[:len(w.runs)-1] // heloguard is not there to log it
+	s := swaks(t, w.swaks, w.pf.port, cl)
+	var refused string
+	for _, cmd := range []string{"MAIL", "RCPT"} {
+		if r := s.reply(cmd); r != "" && !strings.HasPrefix(r, "250") {
+			refused = r
+			break
+		}
+	}
+	if !strings.HasPrefix(refused, "451 4.7.1 ") {
+		t.Errorf("with the milter down, want 451 4.7.1 at MAIL or RCPT, got %q\n%s", refused, s.out)
+	}
+	if len(w.pf.find(cl.id())) > 0 {
+		t.Errorf("a message was delivered while the milter was down")
+	}
+}
