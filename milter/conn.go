@@ -1,6 +1,8 @@
 package milter
 
 import (
+	"bufio"
+	"encoding/binary"
 	"net"
 	"sync"
 	"syscall"
@@ -12,14 +14,60 @@ import (
 // and the session's end when the MTA closes it (go-milter has no close callback).
 type conn struct {
 	net.Conn
+	r           *bufio.Reader
 	srv         *Server
 	sess        *session
 	readTimeout time.Duration
 	tcp         bool
 	once        sync.Once
+	pending     []byte // modification packets held back, see Write
 }
 
+// Write sends a packet. Modification packets (add, insert, change header,
+// quarantine, …), which are only sent at end of message and are always followed
+// by the EOM reply, are held and sent with that reply in one system call: one
+// to three fewer per message. go-milter writes each packet in one Write.
+func (c *conn) Write(p []byte) (int, error) {
+	if isModification(p) {
+		c.pending = append(c.pending, p...)
+		return len(p), nil
+	}
+	if c.readTimeout > 0 {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.readTimeout)); err != nil {
+			return 0, err
+		}
+	}
+	if len(c.pending) == 0 {
+		return c.Conn.Write(p)
+	}
+	buf := append(c.pending, p...)
+	c.pending = c.pending[:0]
+	if _, err := c.Conn.Write(buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// isModification reports whether p is exactly one milter packet carrying a
+// message modification (SMFIR_ADDRCPT, DELRCPT, REPLBODY, ADDHEADER, CHGHEADER,
+// INSHEADER, QUARANTINE, CHGFROM, ADDRCPT_PAR).
+func isModification(p []byte) bool {
+	if len(p) < 5 || int(binary.BigEndian.Uint32(p)) != len(p)-4 {
+		return false
+	}
+	switch p[4] {
+	case '+', '-', 'b', 'h', 'm', 'i', 'q', 'e', '2':
+		return true
+	}
+	return false
+}
+
+// Read reads through a buffer: go-milter reads each packet's 4-byte length and
+// its body in two reads, which would be two system calls per packet.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.r.Buffered() > 0 {
+		return c.r.Read(p)
+	}
 	if c.readTimeout > 0 {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout)); err != nil {
 			return 0, err
@@ -28,7 +76,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.tcp {
 		c.quickAck()
 	}
-	return c.Conn.Read(p)
+	return c.r.Read(p)
 }
 
 // quickAck turns off delayed ACKs before each read. Sendmail writes each milter

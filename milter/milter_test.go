@@ -21,7 +21,7 @@ import (
 )
 
 // world serves the shared Office 365 scenario world, plus an IPv6 sender.
-func world(t *testing.T) *dnstest.Server {
+func world(t testing.TB) *dnstest.Server {
 	t.Helper()
 	f, err := scenario.Load("../../shared/scenarios/seed-office365.yaml")
 	if err != nil {

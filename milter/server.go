@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -196,7 +197,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		<-l.srv.slots
 		return nil, err
 	}
-	c := &conn{Conn: nc, srv: l.srv, readTimeout: l.srv.State().Cfg.ReadTimeout, tcp: l.tcp}
+	c := &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), srv: l.srv, readTimeout: l.srv.State().Cfg.ReadTimeout, tcp: l.tcp}
 	l.srv.mu.Lock()
 	if l.srv.closing {
 		l.srv.mu.Unlock()
