@@ -86,7 +86,11 @@ func (s *session) decisionCtx() (context.Context, context.CancelFunc) {
 }
 
 func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
-	if !s.ip.IsValid() || s.verdict != nil && s.verdict.Trusted {
+	if !s.ip.IsValid() {
+		return gomilter.RespContinue, nil
+	}
+	if s.verdict != nil && s.verdict.Trusted {
+		s.verdict.helo = name // for the log: trusted, but we know what it said
 		return gomilter.RespContinue, nil
 	}
 	s.decide(name)

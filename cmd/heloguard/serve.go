@@ -28,6 +28,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	ops := slog.New(slog.NewTextHandler(stderr, nil)) // operational messages
+	// Catch signals before anything else: a reload or log rotation that comes
+	// while we start must not kill the daemon with the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	cfg, res, code := loadWithResolver(*cfgPath, stderr)
 	if cfg == nil {
 		return code
@@ -47,9 +52,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		ops.Info("listening", "addr", addr.String(), "postfix", "smtpd_milters = "+postfixSpec(spec), "mode", cfg.Mode, "reject_at", cfg.RejectAt, "config", nameOr(cfg.File, "built-in defaults"))
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	for {

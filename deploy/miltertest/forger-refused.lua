@@ -3,6 +3,8 @@
 -- does not show the text to Lua, the Go test reads it from the decision log).
 dofile(libdir .. "/common.lua")
 
-local conn = session()
-rcpt(conn, "user@receiver.example", SMFIR_REPLYCODE)
-mt.disconnect(conn)
+run(function()
+	local conn = session()
+	rcpt(conn, "user@receiver.example", SMFIR_REPLYCODE)
+	mt.disconnect(conn)
+end)

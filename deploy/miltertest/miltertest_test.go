@@ -29,6 +29,7 @@ func TestMiltertest(t *testing.T) {
 	}
 	office := scenarioCase(t, sc, "office365-generic-helo-blog-example")
 	forger := scenarioCase(t, sc, "forged-office365-helo")
+	oneToOne := scenarioCase(t, sc, "one-to-one-strict-match")
 
 	tests := []struct {
 		script   string
@@ -44,6 +45,9 @@ func TestMiltertest(t *testing.T) {
 		// The scripts must be able to fail: the accepting script, fed the
 		// forger, has to stop at RCPT.
 		{script: "office365-accepted.lua", c: forger, stage: "rcpt", wantFail: "RCPT user@receiver.example: heloguard answered SMFIR_REPLYCODE"},
+		// and the header check has to look at the value: this sender is
+		// accepted, but its HELO has no SPF record (spf=none).
+		{script: "eom-headers.lua", c: oneToOne, wantFail: "lacks spf=pass smtp.helo=mail.one-to-one.example"},
 	}
 	for _, tc := range tests {
 		name := strings.TrimSuffix(tc.script, ".lua") + "/" + tc.c.Name

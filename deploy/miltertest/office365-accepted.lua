@@ -2,7 +2,9 @@
 -- through: RCPT is continued (SMFIR_CONTINUE).
 dofile(libdir .. "/common.lua")
 
-local conn = session()
-rcpt(conn, "user@receiver.example", SMFIR_CONTINUE)
-message(conn, {{"From", "x@sender.example"}, {"Subject", "office365"}})
-mt.disconnect(conn)
+run(function()
+	local conn = session()
+	rcpt(conn, "user@receiver.example", SMFIR_CONTINUE)
+	message(conn, {{"From", "x@sender.example"}, {"Subject", "office365"}})
+	mt.disconnect(conn)
+end)

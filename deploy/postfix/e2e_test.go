@@ -69,7 +69,7 @@ func TestPostfix(t *testing.T) {
 	// smtpd, and the unix socket the snippet documents for the chrooted one.
 	bin := e2e.Build(t)
 	w.pf = newPostfix(t)
-	sn := loadSnippet(t, "127.0.0.1:0") // the address is filled in below
+	sn := loadSnippet(t, "127.0.0.1:0") // for its unix socket; the TCP address comes below
 	sockPath := w.pf.chrootPath(sn.unixSpec)
 	mkdirSocketDir(t, sockPath)
 	w.hg = e2e.StartDaemon(t, bin, e2e.Config{
@@ -228,7 +228,9 @@ func (w *world) checkDecision(t *testing.T, cl client, exp e2e.Expected, stage, 
 		}
 	}
 	check("client_ip", cl.ip)
-	check("helo", cl.helo)
+	if got := d.Str("helo"); got != cl.helo {
+		t.Errorf("decision log helo = %q, want %q (the HELO the client sent; a trusted client's line must carry it too)\n%s", got, cl.helo, raw[0])
+	}
 	check("rule", exp.Rule)
 	check("action", exp.Action)
 	check("stage", stage)

@@ -22,7 +22,8 @@ import (
 	"github.com/heloguard/heloguard/deploy/internal/e2e"
 )
 
-// snippetPort is the port the shipped snippet names; the test substitutes its own.
+// snippetAddr is the milter address the shipped snippet names; the test
+// substitutes its own.
 const snippetAddr = "inet:127.0.0.1:8894"
 
 // snippet is main.cf.snippet with the milter address replaced, and the unix
@@ -119,8 +120,9 @@ func newPostfix(t *testing.T) *postfix {
 	return p
 }
 
-// socketDir is where heloguard's unix socket lives: inside the queue
-// directory, so that the chrooted smtpd reaches it as /heloguard/... .
+// chrootPath is where a unix socket named in smtpd_milters really is for the
+// chrooted smtpd: under the queue directory (unix:/heloguard/x.sock is
+// QUEUE/heloguard/x.sock).
 func (p *postfix) chrootPath(spec string) string {
 	return filepath.Join(p.queue, strings.TrimPrefix(spec, "unix:"))
 }

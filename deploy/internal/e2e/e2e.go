@@ -120,6 +120,12 @@ func Build(t testing.TB) string {
 	return out
 }
 
+// raceEnv is the environment for the daemon binary: a race report is printed,
+// and without the race detector's default one-second sleep at exit.
+func raceEnv() []string {
+	return append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0")
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -172,12 +178,11 @@ func WorldDir(t testing.TB) string {
 
 // Config is what a test varies in the daemon's configuration.
 type Config struct {
-	Listen   []string // default inet:127.0.0.1:<free port>
-	Mode     string   // enforce (default) or monitor
-	DNS      string   // dnstest address
-	Extra    string   // more YAML, appended verbatim
-	LogPath  string   // decision log
-	Comments string
+	Listen  []string // default inet:127.0.0.1:<free port>
+	Mode    string   // enforce (default) or monitor
+	DNS     string   // dnstest address
+	Extra   string   // more YAML, appended verbatim
+	LogPath string   // decision log
 }
 
 // YAML renders the config file the daemon and `heloguard check` read.
@@ -241,7 +246,9 @@ func StartDaemon(t testing.TB, bin string, cfg Config) *Daemon {
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg.YAML()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "validate", "--config", d.ConfigPath).CombinedOutput(); err != nil {
+	validate := exec.Command(bin, "validate", "--config", d.ConfigPath)
+	validate.Env = raceEnv()
+	if out, err := validate.CombinedOutput(); err != nil {
 		t.Fatalf("heloguard validate rejects the test config: %v\n%s\n--- config:\n%s", err, out, cfg.YAML())
 	}
 	stderr, err := os.Create(d.StderrPath)
@@ -250,7 +257,7 @@ func StartDaemon(t testing.TB, bin string, cfg Config) *Daemon {
 	}
 	d.cmd = exec.Command(bin, "serve", "--config", d.ConfigPath)
 	d.cmd.Stdout, d.cmd.Stderr = stderr, stderr
-	d.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66")
+	d.cmd.Env = raceEnv()
 	if err := d.cmd.Start(); err != nil {
 		stderr.Close()
 		t.Fatalf("starting heloguard: %v", err)
@@ -444,6 +451,7 @@ type Expected struct {
 func (d *Daemon) Check(t testing.TB, ip, helo string) Expected {
 	t.Helper()
 	cmd := exec.Command(d.Bin, "check", "--json", "--config", d.ConfigPath, ip, helo)
+	cmd.Env = raceEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
