@@ -288,6 +288,20 @@ func StartDaemon(t testing.TB, bin string, cfg Config) *Daemon {
 	return d
 }
 
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// Exited is closed when the daemon has exited; ExitErr is then its status.
+func (d *Daemon) Exited() <-chan struct{} { return d.exited }
+
+// ExitErr is the daemon's exit status, valid once Exited is closed.
+func (d *Daemon) ExitErr() error { return d.err }
+
 // Stderr is what the daemon wrote to stderr so far.
 func (d *Daemon) Stderr() string {
 	b, _ := os.ReadFile(d.StderrPath)
