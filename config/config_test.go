@@ -224,6 +224,7 @@ func TestEveryKey(t *testing.T) {
 		{"DNS.MaxTTL", c.DNS.MaxTTL, 30 * time.Minute},
 		{"DNS.MaxNegativeTTL", c.DNS.MaxNegativeTTL, 5 * time.Minute},
 		{"DNS.FailureTTL", c.DNS.FailureTTL, 2 * time.Second},
+		{"EvidenceCacheSize", c.EvidenceCacheSize, 2500},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -413,6 +414,10 @@ func TestErrors(t *testing.T) {
 			[]string{`rule name "default" is used twice`}},
 		{"duplicate names in rules", "rules:\n  - {name: a, action: accept}\n  - {name: b, action: accept}\n  - {name: a, action: reject}\n", "4:5",
 			[]string{`rule name "a" is used twice`}},
+		{"reserved rule name", "extra_rules:\n  - {name: decision-timeout, action: tempfail}\n", "2:5",
+			[]string{`rule name "decision-timeout" is reserved for the engine's own decisions (trusted, decision-timeout, no-match)`}},
+		{"reserved rule name in rules", "rules:\n  - {name: a, action: reject}\n  - {name: no-match, action: accept}\n", "3:5",
+			[]string{`rule name "no-match" is reserved`}},
 		{"override of an unknown rule", "overrides:\n  generic_ptr: {monitor: true}\n", "2:3",
 			[]string{`overrides: no rule named "generic_ptr"; rules are: helo-impersonates-us, helo-syntax,`, "generic-ptr", "default"}},
 		{"override not a mapping", "overrides: [generic-ptr]\n", "1:12",

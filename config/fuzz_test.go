@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/heloguard/heloguard/config"
 )
@@ -38,7 +39,18 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := config.Parse("fuzz.yaml", data)
+		var c *config.Config
+		var err error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c, err = config.Parse("fuzz.yaml", data)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Parse(%q) did not return within 5s", data)
+		}
 		if err != nil {
 			var es config.Errors
 			if !errors.As(err, &es) || len(es) == 0 {

@@ -110,8 +110,13 @@ func (p *parser) rule(n *yaml.Node, what string) (policy.Rule, bool) {
 	if n.Kind != yaml.MappingNode {
 		return r, false
 	}
-	if r.Name == "" {
+	switch r.Name {
+	case "":
 		p.errorf(n, "a rule in %s needs a name", what)
+	case policy.RuleTrusted, policy.RuleTimeout, policy.RuleNoMatch:
+		// The engine decides by these names itself; logs and replay could
+		// not tell the two apart.
+		p.errorf(n, "rule name %q is reserved for the engine's own decisions (%s, %s, %s); choose another", r.Name, policy.RuleTrusted, policy.RuleTimeout, policy.RuleNoMatch)
 	}
 	if action == nil { // a bad action has been reported already
 		p.errorf(n, "rule %q needs an action: one of %s", r.Name, actionList())

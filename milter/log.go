@@ -31,6 +31,7 @@ func (s *session) flushLog() {
 		slog.String("reply", v.Reply.String()),
 		slog.String("mode", mode),
 		slog.String("stage", v.stage),
+		slog.String("decided_at", v.decidedAt),
 		slog.String("exemption", v.exemption),
 		slog.Bool("trusted", v.Trusted),
 		slog.Bool("evidence_cached", v.Cached),

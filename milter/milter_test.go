@@ -361,6 +361,10 @@ func TestRejectAtConnect(t *testing.T) {
 	m := h.dial(t)
 	// No PTR: decided from reverse DNS alone, before the HELO.
 	wantReply(t, "connect", m.connect("192.0.2.77"), 550, "5.7.25 ", "192.0.2.77")
+	m.cs.Close()
+	if l := h.log.decisions(t); len(l) != 1 || l[0]["decided_at"] != "connect" || l[0]["stage"] != "connect" || l[0]["rule"] != "no-ptr" {
+		t.Errorf("decision lines: %v", l)
+	}
 	// The forger's PTR is fine; only its HELO gives it away: refused at HELO.
 	m2 := h.dial(t)
 	wantContinue(t, "connect forger", m2.connect(forgerIP))

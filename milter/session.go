@@ -41,6 +41,7 @@ type verdict struct {
 	policy.Decision
 	helo      string
 	stage     string // where a refusal was delivered; "" if not (yet)
+	decidedAt string // "connect" when decided before any HELO (reject_at: connect)
 	exemption string // authenticated, recipient, monitor
 	logged    bool
 }
@@ -72,6 +73,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	}
 	d.Duration = time.Since(start)
 	v := s.decided(d, "")
+	v.decidedAt = config.StageConnect
 	return s.deliver(v, config.StageConnect), nil
 }
 

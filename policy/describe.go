@@ -47,11 +47,16 @@ func (m *Match) Describe() string {
 	if len(m.All) > 0 {
 		parts = append(parts, sub(m.All, " and "))
 	}
+	anyAt := -1
 	if len(m.Any) > 0 {
+		anyAt = len(parts)
 		parts = append(parts, sub(m.Any, " or "))
 	}
 	if m.Not != nil {
 		parts = append(parts, "not ("+m.Not.Describe()+")")
+	}
+	if anyAt >= 0 && len(parts) > 1 { // "A and (B or C)", not "A and B or C"
+		parts[anyAt] = "(" + parts[anyAt] + ")"
 	}
 	if len(parts) == 0 {
 		return "always (no condition)"

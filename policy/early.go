@@ -22,7 +22,8 @@ func (m *Match) UsesHelo() bool {
 // JudgeEarly decides from reverse DNS alone, before any HELO, for reject_at:
 // connect. It walks the rules in order: a rule that needs the HELO but can only
 // refuse is passed over (whatever it would say, the client is refused either
-// way), a rule that needs the HELO and might accept ends the walk undecided, and
+// way), a rule that needs the HELO and might let the client through (accepting,
+// or monitor-only) ends the walk undecided, and
 // the first rule that holds without the HELO decides. ok=false means: wait for
 // the HELO.
 func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
@@ -37,10 +38,10 @@ func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 	for i := range e.opt.Rules {
 		r := &e.opt.Rules[i]
 		if r.Match.UsesHelo() {
-			if r.Action.Refuses() {
+			if r.Action.Refuses() && !r.Monitor {
 				continue
 			}
-			return Decision{}, false
+			return Decision{}, false // might let the client through: wait for the HELO
 		}
 		if !r.Match.Holds(f) {
 			continue

@@ -49,9 +49,11 @@ func New(opt Options) *Engine {
 	if opt.TimeoutAction == "" {
 		opt.TimeoutAction = ActionTempfail
 	}
+	local := make([]string, len(opt.LocalNames)) // the caller's slice stays as it was
 	for i, n := range opt.LocalNames {
-		opt.LocalNames[i] = normName(n)
+		local[i] = normName(n)
 	}
+	opt.LocalNames = local
 	e := &Engine{opt: opt}
 	if v, ok := opt.Resolver.(Validity); ok {
 		e.validity = v

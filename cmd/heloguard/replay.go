@@ -21,6 +21,8 @@ type logLine struct {
 	Rule     string          `json:"rule"`
 	Action   policy.Action   `json:"action"`
 	Trusted  bool            `json:"trusted"`
+	Stage    string          `json:"stage"`      // where a refusal was delivered
+	Decided  string          `json:"decided_at"` // "connect": decided from reverse DNS alone, before any HELO
 	Evidence policy.Evidence `json:"evidence"`
 }
 
@@ -49,7 +51,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	eng := policy.New(cfg.PolicyOptions(nil)) // Judge needs no DNS
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	total, changed, lineNo := 0, 0, 0
+	total, changed, skipped, lineNo := 0, 0, 0, 0
 	for sc.Scan() {
 		lineNo++
 		var l logLine
@@ -60,8 +62,25 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			continue
 		}
+		if l.Rule == policy.RuleTimeout { // the evidence was never completed
+			skipped++
+			continue
+		}
 		total++
-		d := eng.Judge(ip, policy.ParseHelo(l.Helo), l.Evidence)
+		var d policy.Decision
+		if l.Decided == "connect" || l.Stage == "connect" {
+			// Decided at connect from reverse DNS alone (reject_at: connect):
+			// re-decide it the same way, not as a client that sent no HELO.
+			var ok bool
+			d, ok = eng.JudgeEarly(ip, policy.Reverse{IPRev: l.Evidence.IPRev, Names: l.Evidence.PTR, Confirmed: l.Evidence.PTRConfirmed})
+			if !ok {
+				changed++
+				fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> undecided at connect (waits for the HELO)\n", lineNo, l.Time, ip, l.Helo, l.Action, l.Rule)
+				continue
+			}
+		} else {
+			d = eng.Judge(ip, policy.ParseHelo(l.Helo), l.Evidence)
+		}
 		if d.Action != l.Action || d.Rule != l.Rule {
 			changed++
 			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> %s (%s)\n", lineNo, l.Time, ip, l.Helo, l.Action, l.Rule, d.Action, d.Rule)
@@ -71,6 +90,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heloguard replay: %v\n", err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%d decisions replayed, %d would change\n", total, changed)
+	fmt.Fprintf(stdout, "%d decisions replayed, %d would change", total, changed)
+	if skipped > 0 {
+		fmt.Fprintf(stdout, "; %d skipped (%s: the evidence is incomplete)", skipped, policy.RuleTimeout)
+	}
+	fmt.Fprintln(stdout)
 	return exitOK
 }

@@ -20,10 +20,12 @@ import (
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "[serve] [--config FILE]", stderr)
 	cfgPath := fs.String("config", "", "config `file` (default: built-in defaults, listen on "+config.DefaultListen+")")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return flagExit(err)
 	}
-	if fs.NArg() > 0 {
+	if len(pos) > 0 { // parseInterspersed consumes them all: fs.NArg() is always 0
+		fmt.Fprintf(stderr, "heloguard serve: unexpected argument %q\n", pos[0])
 		fs.Usage()
 		return exitUsage
 	}
