@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// conn wraps an MTA's milter socket: a deadline on every read (go-milter sets
-// none, so a hung MTA would hold a goroutine forever), delayed ACKs off on TCP,
+// conn wraps an MTA's milter socket: a deadline on reads and writes (go-milter
+// sets none, so a hung MTA would hold a goroutine forever), delayed ACKs off on TCP,
 // and the session's end when the MTA closes it (go-milter has no close callback).
 type conn struct {
 	net.Conn
@@ -20,7 +20,23 @@ type conn struct {
 	readTimeout time.Duration
 	tcp         bool
 	once        sync.Once
-	pending     []byte // modification packets held back, see Write
+	pending     []byte    // modification packets held back, see Write
+	deadline    time.Time // the read and write deadline now set
+}
+
+// refreshDeadline keeps the socket's deadline readTimeout ahead. Setting a
+// deadline costs a lock and a timer update in the runtime, so it is moved at
+// most once a second rather than on every packet.
+func (c *conn) refreshDeadline() error {
+	if c.readTimeout <= 0 {
+		return nil
+	}
+	now := time.Now()
+	if c.deadline.Sub(now) > c.readTimeout-time.Second {
+		return nil
+	}
+	c.deadline = now.Add(c.readTimeout)
+	return c.Conn.SetDeadline(c.deadline)
 }
 
 // Write sends a packet. Modification packets (add, insert, change header,
@@ -32,10 +48,8 @@ func (c *conn) Write(p []byte) (int, error) {
 		c.pending = append(c.pending, p...)
 		return len(p), nil
 	}
-	if c.readTimeout > 0 {
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.readTimeout)); err != nil {
-			return 0, err
-		}
+	if err := c.refreshDeadline(); err != nil {
+		return 0, err
 	}
 	if len(c.pending) == 0 {
 		return c.Conn.Write(p)
@@ -68,10 +82,8 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.r.Buffered() > 0 {
 		return c.r.Read(p)
 	}
-	if c.readTimeout > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout)); err != nil {
-			return 0, err
-		}
+	if err := c.refreshDeadline(); err != nil {
+		return 0, err
 	}
 	if c.tcp {
 		c.quickAck()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -510,4 +511,39 @@ func TestShutdownDrains(t *testing.T) {
 	if _, err := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{ActionMask: gomilter.OptAddHeader}).Session(); err == nil {
 		t.Error("a new connection was accepted after Shutdown")
 	}
+}
+
+// An MTA that stops talking is dropped after read_timeout, and its session
+// slot is freed: go-milter itself would wait forever.
+func TestReadTimeoutDropsHungMTA(t *testing.T) {
+	h := start(t, "read_timeout: 300ms\n")
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the server sent data to a client that said nothing")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server kept a silent MTA's socket open for 5s with read_timeout 300ms")
+	}
+	if el := time.Since(start); el < 250*time.Millisecond {
+		t.Errorf("dropped after %v, before read_timeout", el)
+	}
+	if !waitFor(2*time.Second, func() bool { return h.srv.Sessions() == 0 }) {
+		t.Errorf("%d sessions still counted", h.srv.Sessions())
+	}
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }

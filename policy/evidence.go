@@ -1,5 +1,7 @@
 package policy
 
+import "log/slog"
+
 // IPRevResult is the RFC 8601 section 2.7.3 iprev result of the client IP.
 type IPRevResult string
 
@@ -25,4 +27,29 @@ type Evidence struct {
 	HeloAligned          bool        `json:"helo_aligned"`
 	SPFHelo              SPFResult   `json:"spf_helo"`
 	HeloIsLocal          bool        `json:"helo_is_local"`
+}
+
+// LogValue gives the evidence to log/slog as a group of plain attributes, so
+// the decision log encodes it without reflection.
+func (e Evidence) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("iprev", string(e.IPRev)),
+		slog.Any("ptr", nonNil(e.PTR)),
+		slog.Any("ptr_confirmed", nonNil(e.PTRConfirmed)),
+		slog.Bool("ptr_generic", e.PTRGeneric),
+		slog.String("helo_form", string(e.HeloForm)),
+		slog.Bool("helo_matches_ptr", e.HeloMatchesPTR),
+		slog.Bool("helo_a_matches_ip", e.HeloAMatchesIP),
+		slog.Bool("helo_literal_matches_ip", e.HeloLiteralMatchesIP),
+		slog.Bool("helo_aligned", e.HeloAligned),
+		slog.String("spf_helo", string(e.SPFHelo)),
+		slog.Bool("helo_is_local", e.HeloIsLocal),
+	)
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
