@@ -1,10 +1,7 @@
 package milter_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"sort"
@@ -13,10 +10,6 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
-	"github.com/heloguard/heloguard/config"
-	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/milter"
-	"github.com/heloguard/heloguard/policy"
 )
 
 // continueMilter is the floor: a go-milter backend that does nothing and keeps
@@ -45,27 +38,8 @@ func BenchmarkSessions(b *testing.B) {
 		runSessions(b, sock, "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com")
 	})
 	b.Run("heloguard", func(b *testing.B) {
-		dns := world(b)
 		sock := filepath.Join(b.TempDir(), "hg.sock")
-		yml := fmt.Sprintf("listen: unix:%s\nlocal_names: [mx.receiver.example]\nauthserv_id: mx.receiver.example\nmax_sessions: 10000\ndns: {servers: [%q]}\n", sock, dns.Addr)
-		cfg, err := config.Parse("bench.yaml", []byte(yml))
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := dnscache.New(cfg.DNS)
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-		if _, err := srv.Listen(cfg.Listen[0]); err != nil {
-			b.Fatal(err)
-		}
-		go srv.Serve()
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-		}()
+		startOn(b, "unix:"+sock, "max_sessions: 10000\n")
 		runSessions(b, sock, "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com")
 	})
 }

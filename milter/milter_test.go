@@ -85,11 +85,18 @@ type harness struct {
 	dns  *dnstest.Server
 }
 
-// start runs a milter server on loopback with extra config YAML.
-func start(t *testing.T, extra string) *harness {
+// start runs a milter server on loopback TCP with extra config YAML.
+func start(t testing.TB, extra string) *harness {
+	t.Helper()
+	return startOn(t, "inet:127.0.0.1:0", extra)
+}
+
+// startOn runs a milter server listening on listen, with the scenario world
+// as its DNS and extra config YAML.
+func startOn(t testing.TB, listen, extra string) *harness {
 	t.Helper()
 	dns := world(t)
-	yml := fmt.Sprintf("listen: inet:127.0.0.1:0\nlocal_names: [mx.receiver.example]\nauthserv_id: mx.receiver.example\ndns: {servers: [%q], timeout: 500ms}\n%s", dns.Addr, extra)
+	yml := fmt.Sprintf("listen: %s\nlocal_names: [mx.receiver.example]\nauthserv_id: mx.receiver.example\ndns: {servers: [%q], timeout: 500ms}\n%s", listen, dns.Addr, extra)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)

@@ -1,20 +1,14 @@
 package milter_test
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
-	"github.com/heloguard/heloguard/config"
-	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/milter"
-	"github.com/heloguard/heloguard/policy"
 )
 
 // sendmailConn talks the milter protocol the way Sendmail 8.17 does over TCP:
@@ -98,26 +92,6 @@ func BenchmarkSendmailTCPStages(b *testing.B) {
 		run(b, ln.Addr().String())
 	})
 	b.Run("heloguard", func(b *testing.B) {
-		dns := world(b)
-		cfg, err := config.Parse("bench.yaml", []byte(fmt.Sprintf("listen: inet:127.0.0.1:0\ndns: {servers: [%q]}\n", dns.Addr)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := dnscache.New(cfg.DNS)
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-		addr, err := srv.Listen(cfg.Listen[0])
-		if err != nil {
-			b.Fatal(err)
-		}
-		go srv.Serve()
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-		}()
-		run(b, addr.String())
+		run(b, start(b, "").addr)
 	})
 }
