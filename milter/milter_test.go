@@ -554,3 +554,70 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
+
+// quarantine and tag take effect at end of message, and the client is accepted.
+func TestQuarantineAndTag(t *testing.T) {
+	h := start(t, `extra_rules:
+  - {name: hold-forgers, match: {spf_helo: fail}, action: quarantine}
+  - {name: mark-o365, match: {helo: "*.outbound.protection.outlook.com", spf_helo: pass}, action: tag}
+`)
+	for _, tc := range []struct {
+		ip, helo string
+		code     gomilter.ModifyActCode
+		header   string
+	}{
+		{forgerIP, o365Helo, gomilter.ActQuarantine, "quarantined by rule hold-forgers"},
+		{o365IP, o365Helo, gomilter.ActAddHeader, "tagged by rule mark-o365"},
+	} {
+		m := h.dial(t)
+		m.connect(tc.ip)
+		m.helo(tc.helo)
+		m.mail("<a@contoso.example>")
+		wantContinue(t, "rcpt "+tc.ip, m.rcpt("<user@receiver.example>"))
+		mods, a := m.message()
+		wantContinue(t, "eom "+tc.ip, a)
+		found := false
+		for _, mod := range mods {
+			found = found || mod.Code == tc.code
+		}
+		if !found {
+			t.Errorf("%s: no %c modification in %+v", tc.ip, tc.code, mods)
+		}
+		if x, ok := header(mods, "X-Heloguard"); !ok || x != tc.header {
+			t.Errorf("%s: X-Heloguard = %q, want %q", tc.ip, x, tc.header)
+		}
+	}
+}
+
+// max_sessions bounds concurrent sessions: the next MTA connection waits
+// until one ends.
+func TestMaxSessions(t *testing.T) {
+	h := start(t, "max_sessions: 1\n")
+	first := h.dial(t)
+	first.connect(o365IP)
+	got := make(chan error, 1)
+	go func() {
+		c := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{
+			ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: gomilter.OptAddHeader,
+		})
+		s, err := c.Session() // negotiation needs the server to accept
+		if err == nil {
+			s.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("a second session was served while max_sessions is 1 (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	first.cs.Close()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("second session after the first ended: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second session was not served after the first ended")
+	}
+}
