@@ -99,7 +99,7 @@ func defaults() *Config {
 		DecisionTimeout:   8 * time.Second,
 		TimeoutAction:     policy.ActionTempfail,
 		MaxSessions:       1000,
-		ReadTimeout:       5 * time.Minute,
+		ReadTimeout:       2 * time.Hour,
 		LogFile:           "stderr",
 		DrainTimeout:      30 * time.Second,
 		TrustedNetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},

@@ -178,6 +178,9 @@ func (p *parser) reply(n *yaml.Node, a policy.Action) policy.Reply {
 		rest = rest[1:]
 	}
 	r.Text = strings.Join(rest, " ")
+	if strings.TrimSpace(r.Text) == "" {
+		p.errorf(n, "reply %q needs a text after the code: it is what the sender's postmaster reads to fix the problem", s)
+	}
 	for _, ph := range placeholderRE.FindAllString(r.Text, -1) {
 		if !placeholders[ph] {
 			p.errorf(n, "unknown placeholder %s in reply; allowed: {ip} {helo} {ptr} {rule} {iprev} {spf}", ph)

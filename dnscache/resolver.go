@@ -193,6 +193,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	}
 	r.stats.misses.Add(1)
 	if ctx.Err() != nil {
+		t.note(time.Time{}) // no answer: what was gathered must not be cached
 		return nil, r.canceled(ctx, fqdn)
 	}
 	ch := r.flight.DoChan(k.name+"/"+strconv.Itoa(int(qtype)), func() (any, error) {
@@ -204,6 +205,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 		t.note(e.expires)
 		return r.result(e, fqdn)
 	case <-ctx.Done():
+		t.note(time.Time{}) // no answer: what was gathered must not be cached
 		return nil, r.canceled(ctx, fqdn)
 	}
 }

@@ -3,6 +3,7 @@ package milter
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -44,6 +45,14 @@ func (c *conn) refreshDeadline() error {
 // by the EOM reply, are held and sent with that reply in one system call: one
 // to three fewer per message. go-milter writes each packet in one Write.
 func (c *conn) Write(p []byte) (int, error) {
+	if isFinalReply(p) {
+		// heloguard never answers accept, reject, tempfail or discard; go-milter
+		// does on its own for a malformed CONNECT, and would then build a new
+		// backend on this session's goroutine, outside the accept loop that
+		// hands each backend its conn. Failing the write ends the session
+		// first; the MTA applies its default action.
+		return 0, errFinalReply
+	}
 	if isModification(p) {
 		c.pending = append(c.pending, p...)
 		return len(p), nil
@@ -60,6 +69,21 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+var errFinalReply = errors.New("milter: refusing to send a final reply that would replace the session's backend")
+
+// isFinalReply reports whether p is exactly one packet SMFIR_ACCEPT, REJECT,
+// TEMPFAIL or DISCARD.
+func isFinalReply(p []byte) bool {
+	if len(p) != 5 || binary.BigEndian.Uint32(p) != 1 {
+		return false
+	}
+	switch p[4] {
+	case 'a', 'r', 't', 'd':
+		return true
+	}
+	return false
 }
 
 // isModification reports whether p is exactly one milter packet carrying a

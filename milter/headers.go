@@ -8,6 +8,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/emersion/go-msgauth/authres"
+	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/policy"
 )
 
@@ -15,12 +16,16 @@ import (
 // with policy.iprev, spf with smtp.helo) and applies quarantine and tag actions.
 // Modifications are legal only here, at end of message.
 func (s *session) endOfMessage(m *gomilter.Modifier) error {
-	v := s.verdict
-	// Delete from the last so earlier indexes stay right.
+	// Delete from the last so earlier indexes stay right. This holds for every
+	// client, judged or not: nobody may speak for our authserv-id.
 	for i := len(s.arIndex) - 1; i >= 0; i-- {
 		if err := m.ChangeHeader(s.arIndex[i], "Authentication-Results", ""); err != nil {
 			return err
 		}
+	}
+	v := s.verdict
+	if v == nil {
+		return nil // a local client (unix socket), or no HELO and no MAIL judged
 	}
 	if !v.Trusted {
 		if err := m.InsertHeader(1, "Authentication-Results", s.authResults(v)); err != nil {
@@ -33,7 +38,7 @@ func (s *session) endOfMessage(m *gomilter.Modifier) error {
 		would = fmt.Sprintf("%s by rule %s, not enforced (%s)", v.Action, v.Rule, v.exemption)
 	case v.Action == policy.ActionTag:
 		would = fmt.Sprintf("tagged by rule %s", v.Rule)
-	case v.Action == policy.ActionQuarantine && v.Monitor:
+	case v.Action == policy.ActionQuarantine && (v.Monitor || s.st.Cfg.Mode == config.ModeMonitor):
 		would = fmt.Sprintf("quarantine by rule %s, not enforced (monitor)", v.Rule)
 	case v.Action == policy.ActionQuarantine:
 		if err := m.Quarantine("heloguard rule " + v.Rule); err != nil {

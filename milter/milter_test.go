@@ -3,8 +3,10 @@ package milter_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -619,5 +621,80 @@ func TestMaxSessions(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the second session was not served after the first ended")
+	}
+}
+
+// Sendmail sends no abort after a message: the next message's header
+// positions must not be counted on from the previous one.
+func TestForgedAuthResultsWithoutAbort(t *testing.T) {
+	h := start(t, "")
+	m := h.dial(t)
+	m.connect(o365IP)
+	m.helo(o365Helo)
+	for i, hdr := range []string{"other.example; spf=pass", "mx.receiver.example; spf=pass smtp.mailfrom=contoso.example"} {
+		m.mail("<a@contoso.example>")
+		m.rcpt("<user@receiver.example>")
+		m.step("header")(m.cs.HeaderField("Authentication-Results", hdr))
+		m.step("eoh")(m.cs.HeaderEnd())
+		mods, a, err := m.cs.End()
+		m.check("eom", a, err)
+		var deleted []uint32
+		for _, mod := range mods {
+			if mod.Code == gomilter.ActChangeHeader && mod.HeaderValue == "" {
+				deleted = append(deleted, mod.HeaderIndex)
+			}
+		}
+		want := map[int][]uint32{0: nil, 1: {1}}[i]
+		if fmt.Sprint(deleted) != fmt.Sprint(want) {
+			t.Errorf("message %d: deleted %v, want %v", i+1, deleted, want)
+		}
+	}
+}
+
+// Monitor mode holds nothing: a quarantine rule is only reported.
+func TestMonitorModeDoesNotQuarantine(t *testing.T) {
+	h := start(t, "mode: monitor\nextra_rules:\n  - {name: hold-forgers, match: {spf_helo: fail}, action: quarantine}\n")
+	m := h.dial(t)
+	m.connect(forgerIP)
+	m.helo(o365Helo)
+	m.mail("<a@contoso.example>")
+	m.rcpt("<user@receiver.example>")
+	mods, _ := m.message()
+	for _, mod := range mods {
+		if mod.Code == gomilter.ActQuarantine {
+			t.Fatal("monitor mode quarantined a message")
+		}
+	}
+	if x, _ := header(mods, "X-Heloguard"); x != "quarantine by rule hold-forgers, not enforced (monitor)" {
+		t.Errorf("X-Heloguard = %q", x)
+	}
+}
+
+// A CONNECT without its port makes go-milter answer tempfail by itself and
+// build a new backend on the session's goroutine; the session is ended
+// instead, and later sessions are unaffected (run with -race).
+func TestMalformedConnect(t *testing.T) {
+	h := start(t, "")
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(code byte, data []byte) {
+			pkt := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
+			if _, err := c.Write(append(append(pkt, code), data...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send('O', binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 2), 0x31), 0))
+		send('C', []byte("host\x004"))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("the server did not close the session: %v", err)
+		}
+		c.Close()
+		m := h.dial(t)
+		wantContinue(t, "connect after a malformed one", m.connect(o365IP))
+		wantContinue(t, "helo", m.helo(o365Helo))
 	}
 }

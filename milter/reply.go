@@ -22,14 +22,16 @@ func wireReply(r policy.Reply) string {
 	if code == 0 {
 		code = 550
 	}
+	// Postfix wants "[45]dd" and then a space: a bare code is a malformed
+	// reply that drops the milter.
 	var b strings.Builder
 	b.WriteString(strconv.Itoa(code))
+	b.WriteByte(' ')
 	if r.Enhanced != "" {
-		b.WriteByte(' ')
 		b.WriteString(r.Enhanced)
+		b.WriteByte(' ')
 	}
 	if r.Text != "" {
-		b.WriteByte(' ')
 		for _, c := range []byte(r.Text) {
 			switch {
 			case c == '%':

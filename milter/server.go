@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/heloguard/heloguard/config"
@@ -192,7 +194,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	case <-l.srv.done:
 		return nil, net.ErrClosed
 	}
-	nc, err := l.Listener.Accept()
+	nc, err := l.accept()
 	if err != nil {
 		<-l.srv.slots
 		return nil, err
@@ -210,6 +212,29 @@ func (l *listener) Accept() (net.Conn, error) {
 	l.srv.mu.Unlock()
 	l.next = c
 	return c, nil
+}
+
+// accept retries temporary failures (out of file descriptors, say) with a
+// growing pause, as net/http does, instead of letting go-milter's Serve end.
+func (l *listener) accept() (net.Conn, error) {
+	pause := 5 * time.Millisecond
+	for {
+		nc, err := l.Listener.Accept()
+		if err == nil || errors.Is(err, net.ErrClosed) {
+			return nc, err
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) && !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+			return nil, err
+		}
+		l.srv.log.Warn("accept failed; retrying", "err", err.Error(), "pause", pause.String())
+		select {
+		case <-time.After(pause):
+		case <-l.srv.done:
+			return nil, net.ErrClosed
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 func (l *listener) newSession() gomilter.Milter {

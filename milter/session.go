@@ -147,6 +147,7 @@ func (s *session) deliver(v *verdict, stage string) gomilter.Response {
 }
 
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+	s.arIndex, s.arCount = nil, 0 // a new message (Sendmail sends no abort after EOM)
 	if !s.ip.IsValid() {
 		return gomilter.RespContinue, nil
 	}
@@ -228,12 +229,10 @@ func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Respon
 // accept, so that go-milter keeps this backend for the next message.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	s.captureQueueID(m)
-	if !s.ip.IsValid() || s.verdict == nil {
-		return gomilter.RespContinue, nil
-	}
 	if err := s.endOfMessage(m); err != nil {
 		return nil, err
 	}
+	s.arIndex, s.arCount = nil, 0
 	s.flushLog()
 	return gomilter.RespContinue, nil
 }

@@ -22,8 +22,9 @@ func (m *Match) UsesHelo() bool {
 // JudgeEarly decides from reverse DNS alone, before any HELO, for reject_at:
 // connect. It walks the rules in order: a rule that needs the HELO but can only
 // refuse is passed over (whatever it would say, the client is refused either
-// way), a rule that needs the HELO and might let the client through (accepting,
-// or monitor-only) ends the walk undecided, and
+// way, as long as every such rule has the same action as the one that decides),
+// a rule that needs the HELO and might let the client through (accepting, or
+// monitor-only) ends the walk undecided, and
 // the first rule that holds without the HELO decides. ok=false means: wait for
 // the HELO.
 func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
@@ -35,10 +36,12 @@ func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 		}
 	}
 	f := &Facts{IP: ip, Evidence: &ev}
+	var passed []Action // actions of the HELO rules passed over
 	for i := range e.opt.Rules {
 		r := &e.opt.Rules[i]
 		if r.Match.UsesHelo() {
 			if r.Action.Refuses() && !r.Monitor {
+				passed = append(passed, r.Action)
 				continue
 			}
 			return Decision{}, false // might let the client through: wait for the HELO
@@ -48,6 +51,13 @@ func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 		}
 		if !r.Action.Refuses() {
 			return Decision{}, false // accepting needs the whole evidence, at HELO
+		}
+		for _, a := range passed {
+			if a != r.Action {
+				// A rule passed over might have refused differently (a
+				// reject where this says tempfail): wait for the HELO.
+				return Decision{}, false
+			}
 		}
 		return Decision{Action: r.Action, Rule: r.Name, Monitor: r.Monitor, Evidence: ev, Reply: e.reply(r, f)}, true
 	}

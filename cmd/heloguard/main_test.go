@@ -413,8 +413,8 @@ func TestReplayEarlyAndTimeout(t *testing.T) {
 	log := strings.Join([]string{
 		decisionLine(t, map[string]any{"client_ip": "192.0.2.99", "helo": "", "rule": "no-ptr", "action": "reject", "stage": "connect",
 			"evidence": evidenceJSON("permerror", "none", nil, "empty")}),
-		decisionLine(t, map[string]any{"client_ip": "192.0.2.98", "helo": "", "rule": "reverse-dns-temperror", "action": "tempfail", "stage": "connect",
-			"evidence": evidenceJSON("temperror", "none", nil, "empty")}),
+		decisionLine(t, map[string]any{"client_ip": "192.0.2.98", "helo": "", "rule": "ptr-not-confirmed", "action": "reject", "stage": "connect",
+			"evidence": evidenceJSON("fail", "none", nil, "empty")}),
 		decisionLine(t, map[string]any{"client_ip": "192.0.2.97", "helo": "slow.example", "rule": "decision-timeout", "action": "tempfail",
 			"evidence": evidenceJSON("temperror", "none", nil, "fqdn")}),
 		// No HELO at all, judged at MAIL: helo-syntax, as logged.
@@ -427,9 +427,9 @@ func TestReplayEarlyAndTimeout(t *testing.T) {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
 	// With rules that differ, the connect decision is re-decided at connect.
-	e2 := newEnv(t, "overrides:\n  no-ptr: {action: tempfail}\n")
+	e2 := newEnv(t, "extra_rules:\n  - {name: block-99, match: {ip: 192.0.2.99}, action: reject}\n")
 	code, out, _ = runCmd("replay", "--config", e2.cfg, logPath)
-	if code != 0 || !strings.Contains(out, "192.0.2.99 HELO \"\": reject (no-ptr) -> tempfail (no-ptr)") || !strings.Contains(out, "1 would change") {
+	if code != 0 || !strings.Contains(out, "192.0.2.99 HELO \"\": reject (no-ptr) -> reject (block-99)") || !strings.Contains(out, "1 would change") {
 		t.Errorf("changed rules: exit %d\n%s", code, out)
 	}
 	// A rule set under which nothing is decided at connect any more.
