@@ -114,7 +114,7 @@ func (s *session) decided(d policy.Decision, helo string) *verdict {
 	return s.verdict
 }
 
-// stageOrder ranks the stages: a refusal due at one stage is delivered there
+// stageRank orders the stages: a refusal due at one stage is delivered there
 // or at the first later stage the client reaches (a client that sends MAIL
 // without HELO is judged, and refused, at MAIL).
 func stageRank(stage string) int {
