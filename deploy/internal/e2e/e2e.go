@@ -72,8 +72,9 @@ func RequireRoot(t testing.TB, why string) {
 // under deploy/ (CI clones the repository with shared/ beside it).
 const ScenarioFile = "../../../shared/scenarios/seed-office365.yaml"
 
-// StartDNS loads the scenario file and serves its world on 127.0.0.1.
-func StartDNS(t testing.TB) (*scenario.File, *dnstest.Server) {
+// StartDNS loads the scenario file and serves its world on 127.0.0.1, with
+// extra records (zone-file lines, absolute names) added to it.
+func StartDNS(t testing.TB, extra ...string) (*scenario.File, *dnstest.Server) {
 	t.Helper()
 	path, err := filepath.Abs(ScenarioFile)
 	if err != nil {
@@ -89,6 +90,11 @@ func StartDNS(t testing.TB) (*scenario.File, *dnstest.Server) {
 	z, err := f.Zone()
 	if err != nil {
 		t.Fatalf("scenario world: %v", err)
+	}
+	for _, rr := range extra {
+		if err := z.AddRR(rr); err != nil {
+			t.Fatalf("extra DNS record %q: %v", rr, err)
+		}
 	}
 	srv, err := dnstest.Start(z)
 	if err != nil {
@@ -183,6 +189,9 @@ type Config struct {
 	DNS     string   // dnstest address
 	Extra   string   // more YAML, appended verbatim
 	LogPath string   // decision log
+	// TrustedNetworks: nil means loopback (127.0.0.0/8, ::1/128); an empty,
+	// non-nil slice means none, for an MTA whose clients connect from loopback.
+	TrustedNetworks []string
 }
 
 // YAML renders the config file the daemon and `heloguard check` read.
@@ -203,7 +212,18 @@ func (c Config) YAML() string {
 	b.WriteString("local_names: [mx.receiver.example]\n")
 	// Loopback only: none of the scenario addresses is trusted (with the proxy
 	// protocol Postfix hands the milter the proxied client address).
-	b.WriteString("trusted_networks: [\"127.0.0.0/8\", \"::1/128\"]\n")
+	trusted := c.TrustedNetworks
+	if trusted == nil {
+		trusted = []string{"127.0.0.0/8", "::1/128"}
+	}
+	b.WriteString("trusted_networks: [")
+	for i, n := range trusted {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", n)
+	}
+	b.WriteString("]\n")
 	fmt.Fprintf(&b, "log: %q\n", c.LogPath)
 	b.WriteString("decision_timeout: 8s\n")
 	b.WriteString("dns:\n")

@@ -1,0 +1,405 @@
+// Package sendmail_test is heloguard's end-to-end test through a real Sendmail
+// 8.17 (Debian's packages, unpacked by deploy/install-test-deps.sh rather than
+// installed, since sendmail-bin conflicts with postfix). The Sendmail
+// configuration is built from the shipped heloguard.mc with only the milter
+// socket substituted.
+//
+// Sendmail does not speak the proxy protocol, so clients connect from loopback
+// addresses of their own (127.0.0.1, 127.0.0.66, ::1) and heloguard runs with
+// no trusted networks; the DNS world gives those addresses PTR, A/AAAA and SPF
+// records.
+//
+// It skips unless Sendmail is unpacked, m4 and swaks are installed and it runs
+// as root; with HELOGUARD_E2E=1 those are failures instead.
+package sendmail_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heloguard/heloguard/deploy/internal/e2e"
+)
+
+const authservID = "mx.receiver.example"
+
+const (
+	goodIP, goodHelo     = "127.0.0.1", "mail.good.example"
+	forgerIP, forgerHelo = "127.0.0.66", "NAM02-BL2-obe.outbound.protection.outlook.com"
+	good6IP, good6Helo   = "::1", "mail6.good.example"
+)
+
+// The loopback clients' DNS, added to the scenario world.
+var loopbackWorld = []string{
+	"1.0.0.127.in-addr.arpa. 3600 IN PTR mail.good.example.",
+	"mail.good.example. 3600 IN A 127.0.0.1",
+	"66.0.0.127.in-addr.arpa. 3600 IN PTR vps66.forger.example.",
+	"vps66.forger.example. 3600 IN A 127.0.0.66",
+	"1." + strings.Repeat("0.", 31) + "ip6.arpa. 3600 IN PTR mail6.good.example.",
+	"mail6.good.example. 3600 IN AAAA ::1",
+}
+
+type world struct {
+	hg    *e2e.Daemon
+	unix  *sendmail // milter over the unix socket, as heloguard.mc ships
+	tcp   *sendmail // the same snippet with an inet socket
+	swaks string
+	runs  []client // sessions that heloguard judges
+}
+
+func (w *world) client(t *testing.T, name, ip, helo string, rcpts ...string) client {
+	if len(rcpts) == 0 {
+		rcpts = []string{"user@receiver.example"}
+	}
+	c := client{name: name, ip: ip, port: freeSourcePort(t, ip), helo: helo, rcpts: rcpts}
+	w.runs = append(w.runs, c)
+	return c
+}
+
+func TestSendmail(t *testing.T) {
+	in := findSendmail(t)
+	w := &world{swaks: e2e.Tool(t, "swaks")}
+	e2e.RequireRoot(t, "a throw-away Sendmail instance")
+
+	_, dns := e2e.StartDNS(t, loopbackWorld...)
+	bin := e2e.Build(t)
+	sockDir := socketDir(t)
+	sock := filepath.Join(sockDir, "heloguard.sock")
+	w.hg = e2e.StartDaemon(t, bin, e2e.Config{
+		DNS:             dns.Addr,
+		Listen:          []string{"unix:" + sock},
+		TrustedNetworks: []string{}, // every client here is on loopback
+	})
+	w.unix = startSendmail(t, in, "unix", "local:"+sock, true)
+	w.tcp = startSendmail(t, in, "tcp", "inet:"+fmt.Sprint(w.hg.Port)+"@127.0.0.1", false)
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, raw, bad := w.hg.Decisions()
+			t.Logf("--- heloguard stderr:\n%s", w.hg.Stderr())
+			t.Logf("--- decision log (%d lines, %d unparsable):\n%s\n%s", len(raw), len(bad), strings.Join(raw, "\n"), strings.Join(bad, "\n"))
+		}
+	})
+
+	t.Run("accepted", w.accepted)
+	t.Run("forger-refused", w.forgerRefused)
+	t.Run("postmaster-exempt", w.postmasterExempt)
+	t.Run("ipv6-client", w.ipv6Client)
+	t.Run("tcp-socket-timing", w.tcpTiming)
+	t.Run("decision-log", w.decisionLog)
+	t.Run("milter-down-tempfails", w.milterDown)
+}
+
+// socketDir makes a directory for heloguard's unix socket under /run, as in
+// production: Sendmail refuses a milter socket whose path passes through a
+// world-writable directory such as /tmp ("local socket name ... unsafe").
+func socketDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/run", "heloguard-e2e-")
+	if err != nil {
+		t.Fatalf("a socket directory under /run: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// sendmailReply is the reply Sendmail gives for a milter's 5xx refusal of rcpt:
+// it puts "<rcpt>... " after the enhanced status code. (4xx go out unchanged.)
+func sendmailReply(t *testing.T, policyReply, rcpt string) string {
+	t.Helper()
+	f := strings.SplitN(policyReply, " ", 3)
+	if len(f) != 3 || !regexp.MustCompile(`^\d\.\d{1,3}\.\d{1,3}$`).MatchString(f[1]) {
+		t.Fatalf("policy reply %q is not CODE X.Y.Z TEXT", policyReply)
+	}
+	if f[0][0] != '5' {
+		return policyReply
+	}
+	return fmt.Sprintf("%s %s <%s>... %s", f[0], f[1], rcpt, f[2])
+}
+
+// arFor returns the Authentication-Results headers that carry our authserv-id.
+func arFor(m message) (ours, others []string) {
+	for _, v := range m.get("Authentication-Results") {
+		id, _, _ := strings.Cut(v, ";")
+		if strings.EqualFold(strings.TrimSpace(id), authservID) {
+			ours = append(ours, v)
+		} else {
+			others = append(others, v)
+		}
+	}
+	return
+}
+
+// checkDecision waits for the session's one decision log line and checks it.
+func (w *world) checkDecision(t *testing.T, c client, exp e2e.Expected, stage, queueID string) e2e.Decision {
+	t.Helper()
+	ds, raw := w.hg.WaitDecision(t, c.ip, c.port)
+	if len(ds) != 1 {
+		all, _, _ := w.hg.Decisions()
+		t.Errorf("want one decision log line for %s port %d, got %d:\n%s\n(all lines: %d)", c.ip, c.port, len(ds), strings.Join(raw, "\n"), len(all))
+		if len(ds) == 0 {
+			return nil
+		}
+	}
+	d := ds[0]
+	check := func(field, want string) {
+		t.Helper()
+		if got := d.Str(field); got != want {
+			t.Errorf("decision log %s = %q, want %q\n%s", field, got, want, raw[0])
+		}
+	}
+	check("client_ip", c.ip)
+	check("helo", c.helo)
+	check("rule", exp.Rule)
+	check("action", exp.Action)
+	check("stage", stage)
+	check("mode", "enforce")
+	if stage != "" {
+		check("reply", exp.Reply)
+	}
+	if queueID != "" {
+		check("queue_id", queueID)
+	}
+	if !d.Has("evidence.iprev") {
+		t.Errorf("decision log line has no evidence.iprev (is the client trusted?): %s", raw[0])
+	}
+	return d
+}
+
+// accepted: a forward-confirmed client with a matching HELO gets 250 at RCPT
+// and its message carries our Authentication-Results; an incoming one that
+// claims our authserv-id is removed, another server's kept.
+func (w *world) accepted(t *testing.T) {
+	exp := w.hg.Check(t, goodIP, goodHelo)
+	if exp.Action != "accept" {
+		t.Fatalf("heloguard check %s %s: %+v, want accept", goodIP, goodHelo, exp)
+	}
+	c := w.client(t, "accepted", goodIP, goodHelo)
+	c.headers = []string{
+		"Authentication-Results: mx.receiver.example; spf=pass smtp.helo=forged.example",
+		"Authentication-Results: other.example; spf=fail smtp.helo=kept.example",
+	}
+	s := swaks(t, w.swaks, w.unix.port, c)
+	t.Logf("RCPT -> %s; end of data -> %s (session %v, unix socket)", s.reply("RCPT"), s.reply("."), s.elapsed.Round(time.Millisecond))
+	if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 2.1.5 ") {
+		t.Fatalf("RCPT got %q, want 250 2.1.5\n%s", r, s.out)
+	}
+	if s.queueID() == "" {
+		t.Fatalf("end of data got %q, want 250 2.0.0 <queue id> Message accepted\n%s", s.reply("."), s.out)
+	}
+	w.checkDecision(t, c, exp, "", s.queueID())
+	ms := w.unix.waitDelivered(t, c.id(), 1)
+	if len(ms) == 0 {
+		return
+	}
+	m := ms[0]
+	ours, others := arFor(m)
+	if len(ours) != 1 {
+		t.Fatalf("want exactly one Authentication-Results: %s; ..., got %q\n%s", authservID, ours, m.raw)
+	}
+	t.Logf("Authentication-Results: %s", ours[0])
+	for _, want := range []string{"iprev=pass", "policy.iprev=127.0.0.1", "smtp.helo=mail.good.example"} {
+		if !strings.Contains(ours[0], want) {
+			t.Errorf("Authentication-Results %q lacks %q", ours[0], want)
+		}
+	}
+	if strings.Contains(m.raw, "forged.example") {
+		t.Errorf("the forged Authentication-Results: %s header was not removed:\n%s", authservID, m.raw)
+	}
+	if len(others) != 1 || !strings.Contains(others[0], "kept.example") {
+		t.Errorf("another server's Authentication-Results should be kept, got %q\n%s", others, m.raw)
+	}
+}
+
+// forgerRefused: a HELO whose SPF fails for the client is refused at RCPT
+// with the policy's code, the recipient inserted by Sendmail.
+func (w *world) forgerRefused(t *testing.T) {
+	exp := w.hg.Check(t, forgerIP, forgerHelo)
+	if exp.Action != "reject" {
+		t.Fatalf("heloguard check %s %s: %+v, want reject", forgerIP, forgerHelo, exp)
+	}
+	c := w.client(t, "forger", forgerIP, forgerHelo)
+	s := swaks(t, w.swaks, w.unix.port, c)
+	want := sendmailReply(t, exp.Reply, "user@receiver.example")
+	t.Logf("RCPT -> %s", s.reply("RCPT"))
+	if r := s.reply("MAIL"); !strings.HasPrefix(r, "250 ") {
+		t.Errorf("MAIL got %q, want 250 (refusals are due at RCPT)\n%s", r, s.out)
+	}
+	if r := s.reply("RCPT"); r != want {
+		t.Errorf("RCPT got\n  %q\nwant\n  %q\n%s", r, want, s.out)
+	}
+	if r := s.reply("DATA"); strings.HasPrefix(r, "354") {
+		t.Errorf("DATA was accepted (%q) after the only recipient was refused", r)
+	}
+	d := w.checkDecision(t, c, exp, "rcpt", "")
+	if d != nil && d.Str("evidence.spf_helo") != "fail" {
+		t.Errorf("decision log evidence.spf_helo = %q, want fail", d.Str("evidence.spf_helo"))
+	}
+}
+
+// postmasterExempt: the forger is refused for user@ but postmaster@ gets through
+// in the same transaction. Sendmail's {rcpt_addr} is only "postmaster", so
+// heloguard must go by the RCPT argument.
+func (w *world) postmasterExempt(t *testing.T) {
+	exp := w.hg.Check(t, forgerIP, forgerHelo)
+	c := w.client(t, "postmaster", forgerIP, forgerHelo, "postmaster@receiver.example", "user@receiver.example")
+	s := swaks(t, w.swaks, w.unix.port, c)
+	r := s.replies("RCPT")
+	want := sendmailReply(t, exp.Reply, "user@receiver.example")
+	t.Logf("RCPT replies: %q", r)
+	if len(r) != 2 || !strings.HasPrefix(r[0], "250 ") || r[1] != want {
+		t.Fatalf("RCPT replies %q, want [250 ..., %q]\n%s", r, want, s.out)
+	}
+	if s.queueID() == "" {
+		t.Fatalf("end of data got %q, want 250\n%s", s.reply("."), s.out)
+	}
+	d := w.checkDecision(t, c, exp, "rcpt", s.queueID())
+	if d != nil && !strings.Contains(d.Str("exemption"), "postmaster") {
+		t.Errorf("decision log exemption = %q, want it to name postmaster", d.Str("exemption"))
+	}
+	ms := w.unix.waitDelivered(t, c.id(), 1)
+	if len(ms) == 0 {
+		return
+	}
+	if to := ms[0].get("X-Test-Rcpt"); len(to) != 1 || to[0] != "postmaster" {
+		t.Errorf("delivered to %q, want only postmaster", to)
+	}
+	ours, _ := arFor(ms[0])
+	if len(ours) != 1 || !strings.Contains(ours[0], "spf=fail") {
+		t.Errorf("want our Authentication-Results with spf=fail on the postmaster message, got %q", ours)
+	}
+}
+
+// ipv6Client: Sendmail sends the client as "IPv6:0:0:0:0:0:0:0:1"; heloguard
+// must judge ::1 (FCrDNS through ip6.arpa) and log it as "::1".
+func (w *world) ipv6Client(t *testing.T) {
+	exp := w.hg.Check(t, good6IP, good6Helo)
+	if exp.Action != "accept" {
+		t.Fatalf("heloguard check %s %s: %+v, want accept", good6IP, good6Helo, exp)
+	}
+	c := w.client(t, "ipv6", good6IP, good6Helo)
+	s := swaks(t, w.swaks, w.unix.port, c)
+	t.Logf("RCPT -> %s", s.reply("RCPT"))
+	if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("RCPT got %q, want 250\n%s", r, s.out)
+	}
+	if s.queueID() == "" {
+		t.Fatalf("end of data got %q, want 250\n%s", s.reply("."), s.out)
+	}
+	d := w.checkDecision(t, c, exp, "", s.queueID())
+	if d != nil && d.Str("evidence.iprev") != "pass" {
+		t.Errorf("decision log evidence.iprev = %q, want pass", d.Str("evidence.iprev"))
+	}
+	if ms := w.unix.waitDelivered(t, c.id(), 1); len(ms) > 0 {
+		ours, _ := arFor(ms[0])
+		// An IPv6 address is quoted: ':' may not appear in an RFC 2045 token.
+		if len(ours) != 1 || !strings.Contains(ours[0], "iprev=pass") || !strings.Contains(ours[0], `policy.iprev="::1"`) {
+			t.Errorf(`want our Authentication-Results with iprev=pass policy.iprev="::1", got %q`, ours)
+		} else {
+			t.Logf("Authentication-Results: %s", ours[0])
+		}
+	}
+}
+
+// tcpTiming: the same accepted session through the Sendmail instance whose
+// milter socket is inet:. Sendmail writes each milter packet in two writes
+// with Nagle on; without heloguard's TCP_QUICKACK each stage waits ~40 ms for
+// a delayed ACK. The bound is generous; the times are logged.
+func (w *world) tcpTiming(t *testing.T) {
+	exp := w.hg.Check(t, goodIP, goodHelo)
+	var unixT, tcpT []time.Duration
+	for i := 0; i < 3; i++ {
+		for _, sm := range []*sendmail{w.unix, w.tcp} {
+			c := w.client(t, "timing-"+sm.name, goodIP, goodHelo)
+			s := swaks(t, w.swaks, sm.port, c)
+			if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 ") || s.queueID() == "" {
+				t.Fatalf("%s: RCPT got %q, end of data %q, want 250s\n%s", sm.name, r, s.reply("."), s.out)
+			}
+			d := w.checkDecision(t, c, exp, "", s.queueID())
+			if sm == w.tcp {
+				tcpT = append(tcpT, s.elapsed)
+			} else {
+				unixT = append(unixT, s.elapsed)
+			}
+			if d != nil {
+				t.Logf("%s socket: session %v, heloguard decision %v ms", sm.name, s.elapsed.Round(time.Millisecond), d.Get("duration_ms"))
+			}
+			if s.elapsed > 2*time.Second {
+				t.Errorf("%s socket: a full SMTP session took %v, want < 2s (Nagle and delayed ACKs?)", sm.name, s.elapsed)
+			}
+			sm.waitDelivered(t, c.id(), 1)
+		}
+	}
+	t.Logf("session times: unix socket %v, inet socket %v", unixT, tcpT)
+	// A full session passes about ten milter stages: with Nagle against
+	// delayed ACKs the inet socket would add ~400 ms to each session.
+	if len(unixT) == 3 && len(tcpT) == 3 {
+		if d := minDur(tcpT) - minDur(unixT); d > 250*time.Millisecond {
+			t.Errorf("sessions over the inet socket take %v longer than over the unix socket (best of 3), want about the same", d)
+		}
+	}
+}
+
+func minDur(ds []time.Duration) time.Duration {
+	m := ds[0]
+	for _, d := range ds[1:] {
+		m = min(m, d)
+	}
+	return m
+}
+
+// decisionLog: exactly one JSON decision line per session, nothing else.
+func (w *world) decisionLog(t *testing.T) {
+	all, raw, bad := w.hg.Decisions()
+	if len(bad) > 0 {
+		t.Errorf("the decision log has %d lines that are not JSON decisions:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	for _, c := range w.runs {
+		n := 0
+		for _, d := range all {
+			if d.Str("client_ip") == c.ip && d.Str("client_port") == fmt.Sprint(c.port) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("session %s (%s port %d): %d decision log lines, want 1", c.name, c.ip, c.port, n)
+		}
+	}
+	if len(all) != len(w.runs) {
+		t.Errorf("%d decision lines for %d SMTP sessions:\n%s", len(all), len(w.runs), strings.Join(raw, "\n"))
+	}
+	for i, d := range all {
+		if d.Str("client_ip") == "::1" {
+			t.Logf("IPv6 decision line: %s", raw[i])
+		}
+	}
+}
+
+// milterDown: with heloguard stopped, the snippet's F=T makes Sendmail refuse
+// temporarily instead of passing mail unjudged.
+func (w *world) milterDown(t *testing.T) {
+	w.hg.Stop(t)
+	c := client{name: "milter-down", ip: goodIP, port: freeSourcePort(t, goodIP), helo: goodHelo, rcpts: []string{"user@receiver.example"}}
+	s := swaks(t, w.swaks, w.unix.port, c)
+	var refused string
+	for _, cmd := range []string{"", "EHLO", "MAIL", "RCPT", "DATA", "."} {
+		if r := s.reply(cmd); r != "" && !strings.HasPrefix(r, "2") && !strings.HasPrefix(r, "354") {
+			refused = r
+			break
+		}
+	}
+	t.Logf("heloguard down: first refusal %q", refused)
+	if !strings.HasPrefix(refused, "4") {
+		t.Errorf("with the milter down, want a 4xx (F=T), got %q\n%s", refused, s.out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(w.unix.find(c.id())); n > 0 {
+		t.Errorf("a message was delivered while the milter was down")
+	}
+}
