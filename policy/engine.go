@@ -146,8 +146,10 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 	if complete {
 		d = e.Judge(ip, h, ev)
 		if expires != nil && rev.expires != nil {
-			exp := expires()
-			if r := rev.expires(); r.Before(exp) {
+			// The earliest expiry of any answer behind the evidence; zero from
+			// expires() means the HELO needed no lookup (a bare HELO, a literal).
+			exp, r := expires(), rev.expires()
+			if exp.IsZero() || r.Before(exp) {
 				exp = r
 			}
 			e.evcache.add(ip, helo, ev, exp)

@@ -82,3 +82,22 @@ func TestEvidenceCacheHonoursTTL(t *testing.T) {
 		t.Fatalf("after the TTL: iprev %s cached %v, want fail from fresh DNS", d.Evidence.IPRev, d.Cached)
 	}
 }
+
+// A HELO that needs no lookup (bare, a literal) is cached for as long as the
+// reverse-DNS answers hold.
+func TestEvidenceCacheWithoutHeloLookups(t *testing.T) {
+	srv := office365World(t)
+	res, err := dnscache.New(dnscache.Config{Servers: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := policy.New(config.Default().PolicyOptions(res))
+	ip := netip.MustParseAddr("192.0.2.25")
+	for _, helo := range []string{"localhost", "[192.0.2.25]"} {
+		first := eng.Evaluate(context.Background(), ip, helo)
+		again := eng.Evaluate(context.Background(), ip, helo)
+		if first.Cached || !again.Cached || again.Rule != first.Rule {
+			t.Errorf("HELO %s: first %s cached %v, again %s cached %v", helo, first.Rule, first.Cached, again.Rule, again.Cached)
+		}
+	}
+}
