@@ -20,8 +20,6 @@ import (
 	"github.com/heloguard/heloguard/policy/scenario"
 )
 
-const authservID = "mx.receiver.example"
-
 // world is everything the subtests share.
 type world struct {
 	sc    *scenario.File
@@ -29,14 +27,7 @@ type world struct {
 	pf    *postfix
 	swaks string
 	port  atomic.Int32 // next proxied source port
-	runs  []run        // every SMTP session, for the one-line-per-decision check
-}
-
-// run is one SMTP session the test made.
-type run struct {
-	name string
-	ip   string
-	port int
+	runs  []e2e.Run    // every SMTP session, for the one-line-per-decision check
 }
 
 func (w *world) client(name, ip, helo string, rcpts ...string) client {
@@ -44,15 +35,8 @@ func (w *world) client(name, ip, helo string, rcpts ...string) client {
 		rcpts = []string{"user@receiver.example"}
 	}
 	port := int(w.port.Add(1))
-	w.runs = append(w.runs, run{name: name, ip: ip, port: port})
-	return client{ip: ip, port: port, helo: helo, rcpts: rcpts,
-		headers: []string{"X-E2E-Case: " + caseID(name, port)}}
-}
-
-func caseID(name string, port int) string { return fmt.Sprintf("%s-%d", name, port) }
-
-func (c client) id() string {
-	return strings.TrimPrefix(c.headers[0], "X-E2E-Case: ")
+	w.runs = append(w.runs, e2e.Run{Name: name, IP: ip, Port: port})
+	return client{name: name, ip: ip, port: port, helo: helo, rcpts: rcpts}
 }
 
 func TestPostfix(t *testing.T) {
@@ -82,10 +66,9 @@ func TestPostfix(t *testing.T) {
 	w.pf.start(t, sn)
 	t.Cleanup(func() {
 		if t.Failed() {
-			_, raw, bad := w.hg.Decisions()
 			t.Logf("--- Postfix maillog (tail):\n%s", tail(w.pf.log(), 60))
 			t.Logf("--- heloguard stderr:\n%s", tail(w.hg.Stderr(), 40))
-			t.Logf("--- decision log (%d lines, %d unparsable):\n%s\n%s", len(raw), len(bad), strings.Join(raw, "\n"), strings.Join(bad, "\n"))
+			w.hg.LogDecisions(t)
 		}
 	})
 
@@ -121,7 +104,7 @@ func (w *world) scenarioCase(t *testing.T, c scenario.Case) {
 		t.Errorf("heloguard check decides by rule %s, the scenario expects %s", exp.Rule, c.Rule)
 	}
 	cl := w.client(c.Name, c.IP, c.Helo)
-	var s session
+	var s e2e.Session
 	if c.Helo == "" {
 		// swaks always sends a HELO; a client that sends none is judged at MAIL
 		// with an empty HELO and refused at RCPT.
@@ -130,33 +113,33 @@ func (w *world) scenarioCase(t *testing.T, c scenario.Case) {
 	} else {
 		s = swaks(t, w.swaks, w.pf.port, cl)
 	}
-	t.Logf("client %s:%d HELO %q: RCPT -> %s", c.IP, cl.port, c.Helo, s.reply("RCPT"))
-	if r := s.reply("MAIL"); !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("MAIL got %q, want 250 (refusals are due at RCPT)\n%s", r, s.out)
+	t.Logf("client %s:%d HELO %q: RCPT -> %s", c.IP, cl.port, c.Helo, s.Reply("RCPT"))
+	if r := s.Reply("MAIL"); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("MAIL got %q, want 250 (refusals are due at RCPT)\n%s", r, s.Out)
 	}
-	rcpt := s.reply("RCPT")
+	rcpt := s.Reply("RCPT")
 	switch string(c.Expect) {
 	case "accept":
 		if !strings.HasPrefix(rcpt, "250 ") {
-			t.Fatalf("RCPT got %q, want 250\n%s", rcpt, s.out)
+			t.Fatalf("RCPT got %q, want 250\n%s", rcpt, s.Out)
 		}
-		if r := s.reply("."); !strings.HasPrefix(r, "250 ") {
-			t.Fatalf("end of data got %q, want 250\n%s", r, s.out)
+		if r := s.Reply("."); !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("end of data got %q, want 250\n%s", r, s.Out)
 		}
 		m, ok := w.pf.waitDelivered(t, cl.id())
 		if ok && !isTrusted(c.IP) {
 			checkOurAR(t, m, c.IP, c.Helo, exp)
 		}
-		w.checkDecision(t, cl, exp, "", "enforce", c.Evidence, s.queueID())
+		w.checkDecision(t, cl, exp, "", "enforce", c.Evidence, s.QueueID(queuedRE))
 	case "reject", "tempfail":
 		wantPrefix := "550 5."
 		if c.Expect == "tempfail" {
 			wantPrefix = "451 4.7.25 "
 		}
 		if rcpt != exp.Reply || !strings.HasPrefix(rcpt, wantPrefix) {
-			t.Errorf("RCPT got\n  %q\nwant the policy's reply (prefix %q)\n  %q\n%s", rcpt, wantPrefix, exp.Reply, s.out)
+			t.Errorf("RCPT got\n  %q\nwant the policy's reply (prefix %q)\n  %q\n%s", rcpt, wantPrefix, exp.Reply, s.Out)
 		}
-		if r := s.reply("DATA"); r != "" {
+		if r := s.Reply("DATA"); r != "" {
 			t.Errorf("DATA was accepted (%q) after the only recipient was refused", r)
 		}
 		w.checkDecision(t, cl, exp, "rcpt", "enforce", c.Evidence, "")
@@ -167,25 +150,12 @@ func (w *world) scenarioCase(t *testing.T, c scenario.Case) {
 
 func isTrusted(ip string) bool { return strings.HasPrefix(ip, "127.") || ip == "::1" }
 
-// arFor returns the Authentication-Results headers that carry our authserv-id.
-func arFor(m message) (ours, others []string) {
-	for _, v := range m.get("Authentication-Results") {
-		id, _, _ := strings.Cut(v, ";")
-		if strings.EqualFold(strings.TrimSpace(id), authservID) {
-			ours = append(ours, v)
-		} else {
-			others = append(others, v)
-		}
-	}
-	return
-}
-
 // checkOurAR checks the RFC 8601 header heloguard added to an accepted message.
-func checkOurAR(t *testing.T, m message, ip, helo string, exp e2e.Expected) {
+func checkOurAR(t *testing.T, m e2e.Message, ip, helo string, exp e2e.Expected) {
 	t.Helper()
-	ours, _ := arFor(m)
+	ours, _ := m.AuthResults()
 	if len(ours) != 1 {
-		t.Errorf("want exactly one Authentication-Results: %s; ... header, got %q\n%s", authservID, ours, m.raw)
+		t.Errorf("want exactly one Authentication-Results: %s; ... header, got %q\n%s", e2e.AuthservID, ours, m.Raw)
 		return
 	}
 	ar := ours[0]
@@ -257,19 +227,19 @@ func (w *world) postmasterExempt(t *testing.T) {
 	}
 	cl := w.client("postmaster-exempt", ip, helo, "postmaster@receiver.example", "user@receiver.example")
 	s := swaks(t, w.swaks, w.pf.port, cl)
-	r := s.replies("RCPT")
+	r := s.Replies("RCPT")
 	if len(r) != 2 || !strings.HasPrefix(r[0], "250 ") || r[1] != exp.Reply {
-		t.Fatalf("RCPT replies %q, want [250 ..., %q]\n%s", r, exp.Reply, s.out)
+		t.Fatalf("RCPT replies %q, want [250 ..., %q]\n%s", r, exp.Reply, s.Out)
 	}
-	if d := s.reply("."); !strings.HasPrefix(d, "250 ") {
-		t.Fatalf("end of data got %q, want 250\n%s", d, s.out)
+	if d := s.Reply("."); !strings.HasPrefix(d, "250 ") {
+		t.Fatalf("end of data got %q, want 250\n%s", d, s.Out)
 	}
 	m, ok := w.pf.waitDelivered(t, cl.id())
 	if ok {
-		if to := m.get("X-Original-To"); len(to) != 1 || to[0] != "postmaster@receiver.example" {
+		if to := m.Get("X-Original-To"); len(to) != 1 || to[0] != "postmaster@receiver.example" {
 			t.Errorf("delivered to %q, want only postmaster@receiver.example", to)
 		}
-		ours, _ := arFor(m)
+		ours, _ := m.AuthResults()
 		if len(ours) != 1 || !strings.Contains(ours[0], "spf=fail") {
 			t.Errorf("want our Authentication-Results with spf=fail on the postmaster message, got %q", ours)
 		}
@@ -293,25 +263,25 @@ func (w *world) authResults(t *testing.T) {
 		"Authentication-Results: other.example; spf=fail smtp.helo=kept.example",
 	)
 	s := swaks(t, w.swaks, w.pf.port, cl)
-	if r := s.reply("."); !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("end of data got %q, want 250\n%s", r, s.out)
+	if r := s.Reply("."); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("end of data got %q, want 250\n%s", r, s.Out)
 	}
 	m, ok := w.pf.waitDelivered(t, cl.id())
 	if !ok {
 		return
 	}
-	ours, others := arFor(m)
+	ours, others := m.AuthResults()
 	if len(ours) != 1 || !officeAR.MatchString(ours[0]) {
 		t.Errorf("want exactly one Authentication-Results matching\n  %s\ngot %q", officeAR, ours)
 	}
-	if strings.Contains(m.raw, "forged.example") {
-		t.Errorf("the forged Authentication-Results: %s header was not removed:\n%s", authservID, m.raw)
+	if strings.Contains(m.Raw, "forged.example") {
+		t.Errorf("the forged Authentication-Results: %s header was not removed:\n%s", e2e.AuthservID, m.Raw)
 	}
 	if len(others) != 1 || !strings.Contains(others[0], "kept.example") {
 		t.Errorf("another server's Authentication-Results should be kept, got %q", others)
 	}
 	t.Logf("Authentication-Results: %s", strings.Join(ours, " | "))
-	w.checkDecision(t, cl, w.hg.Check(t, ip, helo), "", "enforce", nil, s.queueID())
+	w.checkDecision(t, cl, w.hg.Check(t, ip, helo), "", "enforce", nil, s.QueueID(queuedRE))
 }
 
 // chrootUnixSocket: a chrooted smtpd reaches heloguard on the unix socket as
@@ -324,18 +294,18 @@ func (w *world) chrootUnixSocket(t *testing.T) {
 		exp := w.hg.Check(t, c.ip, c.helo)
 		cl := w.client(c.name, c.ip, c.helo)
 		s := swaks(t, w.swaks, w.pf.chPort, cl)
-		rcpt := s.reply("RCPT")
+		rcpt := s.Reply("RCPT")
 		if exp.Action == "accept" {
 			if !strings.HasPrefix(rcpt, "250 ") {
-				t.Fatalf("%s: RCPT got %q, want 250\n%s", c.name, rcpt, s.out)
+				t.Fatalf("%s: RCPT got %q, want 250\n%s", c.name, rcpt, s.Out)
 			}
 			if m, ok := w.pf.waitDelivered(t, cl.id()); ok {
 				checkOurAR(t, m, c.ip, c.helo, exp)
 			}
-			w.checkDecision(t, cl, exp, "", "enforce", nil, s.queueID())
+			w.checkDecision(t, cl, exp, "", "enforce", nil, s.QueueID(queuedRE))
 		} else {
 			if rcpt != exp.Reply {
-				t.Fatalf("%s: RCPT got %q, want %q\n%s", c.name, rcpt, exp.Reply, s.out)
+				t.Fatalf("%s: RCPT got %q, want %q\n%s", c.name, rcpt, exp.Reply, s.Out)
 			}
 			w.checkDecision(t, cl, exp, "rcpt", "enforce", nil, "")
 		}
@@ -352,25 +322,25 @@ func (w *world) monitorReload(t *testing.T) {
 	exp := w.hg.Check(t, ip, helo)
 	cl := w.client("monitor-forger", ip, helo)
 	s := swaks(t, w.swaks, w.pf.port, cl)
-	if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("monitor mode: RCPT got %q, want 250\n%s", r, s.out)
+	if r := s.Reply("RCPT"); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("monitor mode: RCPT got %q, want 250\n%s", r, s.Out)
 	}
-	if r := s.reply("."); !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("monitor mode: end of data got %q, want 250\n%s", r, s.out)
+	if r := s.Reply("."); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("monitor mode: end of data got %q, want 250\n%s", r, s.Out)
 	}
 	if m, ok := w.pf.waitDelivered(t, cl.id()); ok {
-		x := m.get("X-Heloguard")
+		x := m.Get("X-Heloguard")
 		if len(x) != 1 || !strings.Contains(x[0], exp.Rule) || !strings.Contains(x[0], "reject") {
-			t.Errorf("want one X-Heloguard header naming reject and rule %s, got %q\n%s", exp.Rule, x, m.raw)
+			t.Errorf("want one X-Heloguard header naming reject and rule %s, got %q\n%s", exp.Rule, x, m.Raw)
 		} else {
 			t.Logf("X-Heloguard: %s", x[0])
 		}
-		ours, _ := arFor(m)
+		ours, _ := m.AuthResults()
 		if len(ours) != 1 || !strings.Contains(ours[0], "spf=fail") {
 			t.Errorf("want our Authentication-Results with spf=fail, got %q", ours)
 		}
 	}
-	d := w.checkDecision(t, cl, exp, "", "monitor", nil, s.queueID())
+	d := w.checkDecision(t, cl, exp, "", "monitor", nil, s.QueueID(queuedRE))
 	if d != nil && d.Str("action") != "reject" {
 		t.Errorf("monitor mode must still log action reject, got %q", d.Str("action"))
 	}
@@ -379,24 +349,7 @@ func (w *world) monitorReload(t *testing.T) {
 // decisionLog: every session so far has exactly one JSON decision line, and
 // the log holds nothing else.
 func (w *world) decisionLog(t *testing.T) {
-	all, raw, bad := w.hg.Decisions()
-	if len(bad) > 0 {
-		t.Errorf("the decision log has %d lines that are not JSON decisions:\n%s", len(bad), strings.Join(bad, "\n"))
-	}
-	for _, r := range w.runs {
-		n := 0
-		for _, d := range all {
-			if d.Str("client_ip") == r.ip && d.Str("client_port") == fmt.Sprint(r.port) {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("session %s (%s:%d): %d decision log lines, want 1", r.name, r.ip, r.port, n)
-		}
-	}
-	if len(all) != len(w.runs) {
-		t.Errorf("%d decision lines for %d SMTP sessions:\n%s", len(all), len(w.runs), strings.Join(raw, "\n"))
-	}
+	all, raw := w.hg.CheckOnePerRun(t, w.runs, "%s:%d")
 	for i, d := range all {
 		if d.Str("action") == "reject" && d.Str("stage") == "rcpt" {
 			t.Logf("example decision line: %s", raw[i])
@@ -414,13 +367,13 @@ func (w *world) milterDown(t *testing.T) {
 	s := swaks(t, w.swaks, w.pf.port, cl)
 	var refused string
 	for _, cmd := range []string{"MAIL", "RCPT"} {
-		if r := s.reply(cmd); r != "" && !strings.HasPrefix(r, "250") {
+		if r := s.Reply(cmd); r != "" && !strings.HasPrefix(r, "250") {
 			refused = r
 			break
 		}
 	}
 	if !strings.HasPrefix(refused, "451 4.7.1 ") {
-		t.Errorf("with the milter down, want 451 4.7.1 at MAIL or RCPT, got %q\n%s", refused, s.out)
+		t.Errorf("with the milter down, want 451 4.7.1 at MAIL or RCPT, got %q\n%s", refused, s.Out)
 	}
 	if len(w.pf.find(cl.id())) > 0 {
 		t.Errorf("a message was delivered while the milter was down")

@@ -277,35 +277,18 @@ func (p *postfix) log() string {
 	return string(b)
 }
 
-// message is one delivered message from the mbox.
-type message struct {
-	headers [][2]string // name, unfolded value, in order
-	body    string
-	raw     string
-}
-
-func (m message) get(name string) []string {
-	var out []string
-	for _, h := range m.headers {
-		if strings.EqualFold(h[0], name) {
-			out = append(out, h[1])
-		}
-	}
-	return out
-}
-
 // messages parses the mbox file local(8) writes.
-func (p *postfix) messages() []message {
+func (p *postfix) messages() []e2e.Message {
 	f, err := os.Open(p.mbox)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var msgs []message
+	var msgs []e2e.Message
 	var cur []string
 	flush := func() {
 		if len(cur) > 0 {
-			msgs = append(msgs, parseMessage(cur))
+			msgs = append(msgs, e2e.ParseMessage(strings.Join(cur, "\n")))
 		}
 		cur = nil
 	}
@@ -326,44 +309,16 @@ func (p *postfix) messages() []message {
 	return msgs
 }
 
-func parseMessage(lines []string) message {
-	m := message{raw: strings.Join(lines, "\n")}
-	i := 0
-	for ; i < len(lines) && lines[i] != ""; i++ {
-		l := lines[i]
-		if (l[0] == ' ' || l[0] == '\t') && len(m.headers) > 0 {
-			m.headers[len(m.headers)-1][1] += " " + strings.TrimSpace(l)
-			continue
-		}
-		name, value, _ := strings.Cut(l, ":")
-		m.headers = append(m.headers, [2]string{name, strings.TrimSpace(value)})
-	}
-	if i < len(lines) {
-		m.body = strings.Join(lines[i+1:], "\n")
-	}
-	return m
-}
-
 // find returns the delivered messages whose X-E2E-Case is id.
-func (p *postfix) find(id string) []message {
-	var out []message
-	for _, m := range p.messages() {
-		for _, v := range m.get("X-E2E-Case") {
-			if v == id {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
+func (p *postfix) find(id string) []e2e.Message { return e2e.Tagged(p.messages(), id) }
 
 // waitDelivered waits (bounded) for the message tagged id to reach the mbox.
-func (p *postfix) waitDelivered(t *testing.T, id string) (message, bool) {
+func (p *postfix) waitDelivered(t *testing.T, id string) (e2e.Message, bool) {
 	t.Helper()
-	var got []message
+	var got []e2e.Message
 	if !e2e.WaitFor(20*time.Second, func() bool { got = p.find(id); return len(got) > 0 }) {
 		t.Errorf("message %s was not delivered to %s within 20s\n--- maillog:\n%s", id, p.mbox, tail(p.log(), 30))
-		return message{}, false
+		return e2e.Message{}, false
 	}
 	if len(got) > 1 {
 		t.Errorf("message %s was delivered %d times", id, len(got))

@@ -8,7 +8,6 @@ package sendmail_test
 // 127.0.0.1 and ::1 only and does no DNS of its own.
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -284,66 +283,27 @@ func (s *sendmail) stop(t *testing.T) {
 	}
 }
 
-// message is one delivered message.
-type message struct {
-	headers [][2]string
-	raw     string
-}
-
-func (m message) get(name string) []string {
-	var out []string
-	for _, h := range m.headers {
-		if strings.EqualFold(h[0], name) {
-			out = append(out, h[1])
-		}
-	}
-	return out
-}
-
-func (s *sendmail) messages() []message {
+// messages reads the delivered messages, one file each (see deliver.sh).
+func (s *sendmail) messages() []e2e.Message {
 	paths, _ := filepath.Glob(filepath.Join(s.mailDir, "msg.*"))
 	sort.Strings(paths)
-	var out []message
+	var out []e2e.Message
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue
 		}
-		m := message{raw: string(b)}
-		sc := bufio.NewScanner(strings.NewReader(m.raw))
-		for sc.Scan() {
-			l := strings.TrimRight(sc.Text(), "\r")
-			if l == "" {
-				break
-			}
-			if (l[0] == ' ' || l[0] == '\t') && len(m.headers) > 0 {
-				m.headers[len(m.headers)-1][1] += " " + strings.TrimSpace(l)
-				continue
-			}
-			k, v, _ := strings.Cut(l, ":")
-			m.headers = append(m.headers, [2]string{k, strings.TrimSpace(v)})
-		}
-		out = append(out, m)
+		out = append(out, e2e.ParseMessage(string(b)))
 	}
 	return out
 }
 
-func (s *sendmail) find(id string) []message {
-	var out []message
-	for _, m := range s.messages() {
-		for _, v := range m.get("X-E2E-Case") {
-			if v == id {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
+func (s *sendmail) find(id string) []e2e.Message { return e2e.Tagged(s.messages(), id) }
 
 // waitDelivered waits (bounded) for n messages tagged id.
-func (s *sendmail) waitDelivered(t *testing.T, id string, n int) []message {
+func (s *sendmail) waitDelivered(t *testing.T, id string, n int) []e2e.Message {
 	t.Helper()
-	var got []message
+	var got []e2e.Message
 	if !e2e.WaitFor(20*time.Second, func() bool { got = s.find(id); return len(got) >= n }) {
 		t.Errorf("%d message(s) %s were not delivered to %s within 20s (got %d)", n, id, s.mailDir, len(got))
 		return got

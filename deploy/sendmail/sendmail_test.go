@@ -25,8 +25,6 @@ import (
 	"github.com/heloguard/heloguard/deploy/internal/e2e"
 )
 
-const authservID = "mx.receiver.example"
-
 const (
 	goodIP, goodHelo     = "127.0.0.1", "mail.good.example"
 	forgerIP, forgerHelo = "127.0.0.66", "NAM02-BL2-obe.outbound.protection.outlook.com"
@@ -48,7 +46,7 @@ type world struct {
 	unix  *sendmail // milter over the unix socket, as heloguard.mc ships
 	tcp   *sendmail // the same snippet with an inet socket
 	swaks string
-	runs  []client // sessions that heloguard judges
+	runs  []e2e.Run // sessions that heloguard judges
 }
 
 func (w *world) client(t *testing.T, name, ip, helo string, rcpts ...string) client {
@@ -56,7 +54,7 @@ func (w *world) client(t *testing.T, name, ip, helo string, rcpts ...string) cli
 		rcpts = []string{"user@receiver.example"}
 	}
 	c := client{name: name, ip: ip, port: freeSourcePort(t, ip), helo: helo, rcpts: rcpts}
-	w.runs = append(w.runs, c)
+	w.runs = append(w.runs, e2e.Run{Name: name, IP: ip, Port: c.port})
 	return c
 }
 
@@ -78,9 +76,8 @@ func TestSendmail(t *testing.T) {
 	w.tcp = startSendmail(t, in, "tcp", "inet:"+fmt.Sprint(w.hg.Port)+"@127.0.0.1", false)
 	t.Cleanup(func() {
 		if t.Failed() {
-			_, raw, bad := w.hg.Decisions()
 			t.Logf("--- heloguard stderr:\n%s", w.hg.Stderr())
-			t.Logf("--- decision log (%d lines, %d unparsable):\n%s\n%s", len(raw), len(bad), strings.Join(raw, "\n"), strings.Join(bad, "\n"))
+			w.hg.LogDecisions(t)
 		}
 	})
 
@@ -121,19 +118,6 @@ func sendmailReply(t *testing.T, policyReply, rcpt string) string {
 		return policyReply
 	}
 	return fmt.Sprintf("%s %s <%s>... %s", f[0], f[1], rcpt, f[2])
-}
-
-// arFor returns the Authentication-Results headers that carry our authserv-id.
-func arFor(m message) (ours, others []string) {
-	for _, v := range m.get("Authentication-Results") {
-		id, _, _ := strings.Cut(v, ";")
-		if strings.EqualFold(strings.TrimSpace(id), authservID) {
-			ours = append(ours, v)
-		} else {
-			others = append(others, v)
-		}
-	}
-	return
 }
 
 // checkDecision waits for the session's one decision log line and checks it.
@@ -186,22 +170,22 @@ func (w *world) accepted(t *testing.T) {
 		"Authentication-Results: other.example; spf=fail smtp.helo=kept.example",
 	}
 	s := swaks(t, w.swaks, w.unix.port, c)
-	t.Logf("RCPT -> %s; end of data -> %s (session %v, unix socket)", s.reply("RCPT"), s.reply("."), s.elapsed.Round(time.Millisecond))
-	if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 2.1.5 ") {
-		t.Fatalf("RCPT got %q, want 250 2.1.5\n%s", r, s.out)
+	t.Logf("RCPT -> %s; end of data -> %s (session %v, unix socket)", s.Reply("RCPT"), s.Reply("."), s.Elapsed.Round(time.Millisecond))
+	if r := s.Reply("RCPT"); !strings.HasPrefix(r, "250 2.1.5 ") {
+		t.Fatalf("RCPT got %q, want 250 2.1.5\n%s", r, s.Out)
 	}
-	if s.queueID() == "" {
-		t.Fatalf("end of data got %q, want 250 2.0.0 <queue id> Message accepted\n%s", s.reply("."), s.out)
+	if s.QueueID(queuedRE) == "" {
+		t.Fatalf("end of data got %q, want 250 2.0.0 <queue id> Message accepted\n%s", s.Reply("."), s.Out)
 	}
-	w.checkDecision(t, c, exp, "", s.queueID())
+	w.checkDecision(t, c, exp, "", s.QueueID(queuedRE))
 	ms := w.unix.waitDelivered(t, c.id(), 1)
 	if len(ms) == 0 {
 		return
 	}
 	m := ms[0]
-	ours, others := arFor(m)
+	ours, others := m.AuthResults()
 	if len(ours) != 1 {
-		t.Fatalf("want exactly one Authentication-Results: %s; ..., got %q\n%s", authservID, ours, m.raw)
+		t.Fatalf("want exactly one Authentication-Results: %s; ..., got %q\n%s", e2e.AuthservID, ours, m.Raw)
 	}
 	t.Logf("Authentication-Results: %s", ours[0])
 	for _, want := range []string{"iprev=pass", "policy.iprev=127.0.0.1", "smtp.helo=mail.good.example"} {
@@ -209,11 +193,11 @@ func (w *world) accepted(t *testing.T) {
 			t.Errorf("Authentication-Results %q lacks %q", ours[0], want)
 		}
 	}
-	if strings.Contains(m.raw, "forged.example") {
-		t.Errorf("the forged Authentication-Results: %s header was not removed:\n%s", authservID, m.raw)
+	if strings.Contains(m.Raw, "forged.example") {
+		t.Errorf("the forged Authentication-Results: %s header was not removed:\n%s", e2e.AuthservID, m.Raw)
 	}
 	if len(others) != 1 || !strings.Contains(others[0], "kept.example") {
-		t.Errorf("another server's Authentication-Results should be kept, got %q\n%s", others, m.raw)
+		t.Errorf("another server's Authentication-Results should be kept, got %q\n%s", others, m.Raw)
 	}
 }
 
@@ -227,14 +211,14 @@ func (w *world) forgerRefused(t *testing.T) {
 	c := w.client(t, "forger", forgerIP, forgerHelo)
 	s := swaks(t, w.swaks, w.unix.port, c)
 	want := sendmailReply(t, exp.Reply, "user@receiver.example")
-	t.Logf("RCPT -> %s", s.reply("RCPT"))
-	if r := s.reply("MAIL"); !strings.HasPrefix(r, "250 ") {
-		t.Errorf("MAIL got %q, want 250 (refusals are due at RCPT)\n%s", r, s.out)
+	t.Logf("RCPT -> %s", s.Reply("RCPT"))
+	if r := s.Reply("MAIL"); !strings.HasPrefix(r, "250 ") {
+		t.Errorf("MAIL got %q, want 250 (refusals are due at RCPT)\n%s", r, s.Out)
 	}
-	if r := s.reply("RCPT"); r != want {
-		t.Errorf("RCPT got\n  %q\nwant\n  %q\n%s", r, want, s.out)
+	if r := s.Reply("RCPT"); r != want {
+		t.Errorf("RCPT got\n  %q\nwant\n  %q\n%s", r, want, s.Out)
 	}
-	if r := s.reply("DATA"); strings.HasPrefix(r, "354") {
+	if r := s.Reply("DATA"); strings.HasPrefix(r, "354") {
 		t.Errorf("DATA was accepted (%q) after the only recipient was refused", r)
 	}
 	d := w.checkDecision(t, c, exp, "rcpt", "")
@@ -250,16 +234,16 @@ func (w *world) postmasterExempt(t *testing.T) {
 	exp := w.hg.Check(t, forgerIP, forgerHelo)
 	c := w.client(t, "postmaster", forgerIP, forgerHelo, "postmaster@receiver.example", "user@receiver.example")
 	s := swaks(t, w.swaks, w.unix.port, c)
-	r := s.replies("RCPT")
+	r := s.Replies("RCPT")
 	want := sendmailReply(t, exp.Reply, "user@receiver.example")
 	t.Logf("RCPT replies: %q", r)
 	if len(r) != 2 || !strings.HasPrefix(r[0], "250 ") || r[1] != want {
-		t.Fatalf("RCPT replies %q, want [250 ..., %q]\n%s", r, want, s.out)
+		t.Fatalf("RCPT replies %q, want [250 ..., %q]\n%s", r, want, s.Out)
 	}
-	if s.queueID() == "" {
-		t.Fatalf("end of data got %q, want 250\n%s", s.reply("."), s.out)
+	if s.QueueID(queuedRE) == "" {
+		t.Fatalf("end of data got %q, want 250\n%s", s.Reply("."), s.Out)
 	}
-	d := w.checkDecision(t, c, exp, "rcpt", s.queueID())
+	d := w.checkDecision(t, c, exp, "rcpt", s.QueueID(queuedRE))
 	if d != nil && !strings.Contains(d.Str("exemption"), "postmaster") {
 		t.Errorf("decision log exemption = %q, want it to name postmaster", d.Str("exemption"))
 	}
@@ -267,10 +251,10 @@ func (w *world) postmasterExempt(t *testing.T) {
 	if len(ms) == 0 {
 		return
 	}
-	if to := ms[0].get("X-Test-Rcpt"); len(to) != 1 || to[0] != "postmaster" {
+	if to := ms[0].Get("X-Test-Rcpt"); len(to) != 1 || to[0] != "postmaster" {
 		t.Errorf("delivered to %q, want only postmaster", to)
 	}
-	ours, _ := arFor(ms[0])
+	ours, _ := ms[0].AuthResults()
 	if len(ours) != 1 || !strings.Contains(ours[0], "spf=fail") {
 		t.Errorf("want our Authentication-Results with spf=fail on the postmaster message, got %q", ours)
 	}
@@ -285,19 +269,19 @@ func (w *world) ipv6Client(t *testing.T) {
 	}
 	c := w.client(t, "ipv6", good6IP, good6Helo)
 	s := swaks(t, w.swaks, w.unix.port, c)
-	t.Logf("RCPT -> %s", s.reply("RCPT"))
-	if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("RCPT got %q, want 250\n%s", r, s.out)
+	t.Logf("RCPT -> %s", s.Reply("RCPT"))
+	if r := s.Reply("RCPT"); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("RCPT got %q, want 250\n%s", r, s.Out)
 	}
-	if s.queueID() == "" {
-		t.Fatalf("end of data got %q, want 250\n%s", s.reply("."), s.out)
+	if s.QueueID(queuedRE) == "" {
+		t.Fatalf("end of data got %q, want 250\n%s", s.Reply("."), s.Out)
 	}
-	d := w.checkDecision(t, c, exp, "", s.queueID())
+	d := w.checkDecision(t, c, exp, "", s.QueueID(queuedRE))
 	if d != nil && d.Str("evidence.iprev") != "pass" {
 		t.Errorf("decision log evidence.iprev = %q, want pass", d.Str("evidence.iprev"))
 	}
 	if ms := w.unix.waitDelivered(t, c.id(), 1); len(ms) > 0 {
-		ours, _ := arFor(ms[0])
+		ours, _ := ms[0].AuthResults()
 		// An IPv6 address is quoted: ':' may not appear in an RFC 2045 token.
 		if len(ours) != 1 || !strings.Contains(ours[0], "iprev=pass") || !strings.Contains(ours[0], `policy.iprev="::1"`) {
 			t.Errorf(`want our Authentication-Results with iprev=pass policy.iprev="::1", got %q`, ours)
@@ -318,20 +302,20 @@ func (w *world) tcpTiming(t *testing.T) {
 		for _, sm := range []*sendmail{w.unix, w.tcp} {
 			c := w.client(t, "timing-"+sm.name, goodIP, goodHelo)
 			s := swaks(t, w.swaks, sm.port, c)
-			if r := s.reply("RCPT"); !strings.HasPrefix(r, "250 ") || s.queueID() == "" {
-				t.Fatalf("%s: RCPT got %q, end of data %q, want 250s\n%s", sm.name, r, s.reply("."), s.out)
+			if r := s.Reply("RCPT"); !strings.HasPrefix(r, "250 ") || s.QueueID(queuedRE) == "" {
+				t.Fatalf("%s: RCPT got %q, end of data %q, want 250s\n%s", sm.name, r, s.Reply("."), s.Out)
 			}
-			d := w.checkDecision(t, c, exp, "", s.queueID())
+			d := w.checkDecision(t, c, exp, "", s.QueueID(queuedRE))
 			if sm == w.tcp {
-				tcpT = append(tcpT, s.elapsed)
+				tcpT = append(tcpT, s.Elapsed)
 			} else {
-				unixT = append(unixT, s.elapsed)
+				unixT = append(unixT, s.Elapsed)
 			}
 			if d != nil {
-				t.Logf("%s socket: session %v, heloguard decision %v ms", sm.name, s.elapsed.Round(time.Millisecond), d.Get("duration_ms"))
+				t.Logf("%s socket: session %v, heloguard decision %v ms", sm.name, s.Elapsed.Round(time.Millisecond), d.Get("duration_ms"))
 			}
-			if s.elapsed > 2*time.Second {
-				t.Errorf("%s socket: a full SMTP session took %v, want < 2s (Nagle and delayed ACKs?)", sm.name, s.elapsed)
+			if s.Elapsed > 2*time.Second {
+				t.Errorf("%s socket: a full SMTP session took %v, want < 2s (Nagle and delayed ACKs?)", sm.name, s.Elapsed)
 			}
 			sm.waitDelivered(t, c.id(), 1)
 		}
@@ -356,24 +340,7 @@ func minDur(ds []time.Duration) time.Duration {
 
 // decisionLog: exactly one JSON decision line per session, nothing else.
 func (w *world) decisionLog(t *testing.T) {
-	all, raw, bad := w.hg.Decisions()
-	if len(bad) > 0 {
-		t.Errorf("the decision log has %d lines that are not JSON decisions:\n%s", len(bad), strings.Join(bad, "\n"))
-	}
-	for _, c := range w.runs {
-		n := 0
-		for _, d := range all {
-			if d.Str("client_ip") == c.ip && d.Str("client_port") == fmt.Sprint(c.port) {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("session %s (%s port %d): %d decision log lines, want 1", c.name, c.ip, c.port, n)
-		}
-	}
-	if len(all) != len(w.runs) {
-		t.Errorf("%d decision lines for %d SMTP sessions:\n%s", len(all), len(w.runs), strings.Join(raw, "\n"))
-	}
+	all, raw := w.hg.CheckOnePerRun(t, w.runs, "%s port %d")
 	for i, d := range all {
 		if d.Str("client_ip") == "::1" {
 			t.Logf("IPv6 decision line: %s", raw[i])
@@ -389,14 +356,14 @@ func (w *world) milterDown(t *testing.T) {
 	s := swaks(t, w.swaks, w.unix.port, c)
 	var refused string
 	for _, cmd := range []string{"", "EHLO", "MAIL", "RCPT", "DATA", "."} {
-		if r := s.reply(cmd); r != "" && !strings.HasPrefix(r, "2") && !strings.HasPrefix(r, "354") {
+		if r := s.Reply(cmd); r != "" && !strings.HasPrefix(r, "2") && !strings.HasPrefix(r, "354") {
 			refused = r
 			break
 		}
 	}
 	t.Logf("heloguard down: first refusal %q", refused)
 	if !strings.HasPrefix(refused, "4") {
-		t.Errorf("with the milter down, want a 4xx (F=T), got %q\n%s", refused, s.out)
+		t.Errorf("with the milter down, want a 4xx (F=T), got %q\n%s", refused, s.Out)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := len(w.unix.find(c.id())); n > 0 {

@@ -1,7 +1,9 @@
 // Package e2e holds what the end-to-end tests under deploy/ share: the gate that
 // skips them when the MTA tools are missing (or fails them under HELOGUARD_E2E=1),
 // the scenario world served by dnstest, and a heloguard daemon built from this
-// tree and run as a real process.
+// tree and run as a real process; and, for the tests through a real MTA,
+// swaks sessions and their transcripts (swaks.go), delivered messages
+// (mail.go) and the one-decision-per-session check (runs.go).
 //
 // Everything listens on and talks to 127.0.0.1 only.
 package e2e
@@ -208,7 +210,7 @@ func (c Config) YAML() string {
 	}
 	fmt.Fprintf(&b, "mode: %s\n", mode)
 	b.WriteString("reject_at: rcpt\n")
-	b.WriteString("authserv_id: mx.receiver.example\n")
+	fmt.Fprintf(&b, "authserv_id: %s\n", AuthservID)
 	b.WriteString("local_names: [mx.receiver.example]\n")
 	// Loopback only: none of the scenario addresses is trusted (with the proxy
 	// protocol Postfix hands the milter the proxied client address).
