@@ -154,6 +154,10 @@ func parseServer(s string) (string, error) {
 	return net.JoinHostPort(ip.String(), port), nil
 }
 
+// Servers returns the servers the resolver asks, as it resolved them
+// (from Config.Servers or /etc/resolv.conf).
+func (r *Resolver) Servers() []string { return append([]string(nil), r.cfg.Servers...) }
+
 // Purge empties the cache.
 func (r *Resolver) Purge() { r.cache.purge() }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -101,12 +102,14 @@ func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.L
 		return res
 	}
 	old := srv.State().Cfg
-	if !reflect.DeepEqual(cfg.DNS, old.DNS) {
-		nr, err := dnscache.New(cfg.DNS)
-		if err != nil {
-			ops.Error("reload failed; the previous config keeps running", "err", err.Error())
-			return res
-		}
+	// A new resolver (and an empty cache) only when the dns section changed,
+	// or, without dns.servers, when /etc/resolv.conf names other servers now.
+	nr, err := dnscache.New(cfg.DNS)
+	if err != nil {
+		ops.Error("reload failed; the previous config keeps running", "err", err.Error())
+		return res
+	}
+	if !reflect.DeepEqual(cfg.DNS, old.DNS) || !slices.Equal(nr.Servers(), res.Servers()) {
 		res = nr
 	}
 	if !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.MaxSessions != old.MaxSessions || cfg.LogFile != old.LogFile {
