@@ -244,7 +244,7 @@ func TestLookupIPCombines(t *testing.T) {
 		q := req.Question[0]
 		o, ok := outcomes[q.Name]
 		if !ok {
-			o, ok = outcomes[strings.TrimSuffix(q.Name, ".")]
+			o = outcomes[strings.TrimSuffix(q.Name, ".")]
 		}
 		out := o[0]
 		if q.Qtype == dns.TypeAAAA {

@@ -241,7 +241,7 @@ func (l *listener) newSession() gomilter.Milter {
 	c := l.next
 	l.next = nil
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{srv: l.srv, st: l.srv.State(), c: c, ctx: ctx, cancel: cancel}
+	s := &session{srv: l.srv, st: l.srv.State(), ctx: ctx, cancel: cancel}
 	if c != nil {
 		c.sess = s
 	}

@@ -19,7 +19,6 @@ import (
 type session struct {
 	srv *Server
 	st  *State // config and engine as they were at connect; a reload does not change a session mid-way
-	c   *conn  // the milter socket, for close notification
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -203,9 +204,9 @@ func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *Pen
 func (e *Engine) isLocal(h Helo) bool {
 	switch h.Form {
 	case HeloFQDN, HeloBare:
-		return contains(e.opt.LocalNames, h.Name)
+		return slices.Contains(e.opt.LocalNames, h.Name)
 	case HeloAddressLiteral:
-		return contains(e.opt.LocalAddresses, h.Literal)
+		return slices.Contains(e.opt.LocalAddresses, h.Literal)
 	}
 	return false
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -128,9 +129,9 @@ func (m *Match) Holds(f *Facts) bool {
 	if len(m.Helo) > 0 && (f.Helo.Name == "" || !anyPattern(m.Helo, f.Helo.Name)) {
 		return false
 	}
-	if len(m.IPRev) > 0 && !contains(m.IPRev, e.IPRev) ||
-		len(m.SPFHelo) > 0 && !contains(m.SPFHelo, e.SPFHelo) ||
-		len(m.HeloForm) > 0 && !contains(m.HeloForm, e.HeloForm) {
+	if len(m.IPRev) > 0 && !slices.Contains(m.IPRev, e.IPRev) ||
+		len(m.SPFHelo) > 0 && !slices.Contains(m.SPFHelo, e.SPFHelo) ||
+		len(m.HeloForm) > 0 && !slices.Contains(m.HeloForm, e.HeloForm) {
 		return false
 	}
 	for _, b := range []struct {
@@ -183,15 +184,6 @@ func anyPattern(ps []Pattern, names ...string) bool {
 			if p.Match(n) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
 		}
 	}
 	return false

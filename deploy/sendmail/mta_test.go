@@ -71,7 +71,7 @@ func loadSnippet(t *testing.T, spec string) string {
 	if n := strings.Count(text, snippetSocket); n != 1 {
 		t.Fatalf("heloguard.mc must name %q exactly once, found %d", snippetSocket, n)
 	}
-	if n := regexp.MustCompile("(?m)^INPUT_MAIL_FILTER\\(").FindAllStringIndex(text, -1); len(n) != 1 {
+	if n := regexp.MustCompile(`(?m)^INPUT_MAIL_FILTER\(`).FindAllStringIndex(text, -1); len(n) != 1 {
 		t.Fatalf("heloguard.mc must have exactly one INPUT_MAIL_FILTER line, found %d", len(n))
 	}
 	for _, want := range []string{"F=T", "{client_addr}", "{auth_authen}"} {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func Load(path string) (*File, error) {
 		if _, err := netip.ParseAddr(c.IP); err != nil {
 			return nil, fmt.Errorf("%s: case %d (%s): bad ip %q", path, i+1, c.Name, c.IP)
 		}
-		if !contains(policy.Actions(), c.Expect) {
+		if !slices.Contains(policy.Actions(), c.Expect) {
 			return nil, fmt.Errorf("%s: case %d (%s): expect must be one of %v, not %q", path, i+1, c.Name, policy.Actions(), c.Expect)
 		}
 	}
@@ -203,13 +204,4 @@ func sameValue(want, got any) bool {
 		return out
 	}
 	return reflect.DeepEqual(norm(want), norm(got))
-}
-
-func contains[T comparable](l []T, v T) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
