@@ -16,9 +16,9 @@ import (
 	"github.com/heloguard/heloguard/policy"
 )
 
-// builtinOrder is the built-in rule set in the order of DESIGN.md's table
-// ("Built-in default rules", rows 3 to 17; trusted and allowlist come from
-// trusted_networks and allowlist).
+// builtinOrder is the built-in rule set in the order of the README's table
+// (rows 3 to 18; trusted and allowlist come from trusted_networks and
+// allowlist).
 var builtinOrder = []string{
 	"helo-impersonates-us",
 	"helo-syntax",
@@ -29,6 +29,7 @@ var builtinOrder = []string{
 	"generic-helo",
 	"helo-spf-pass",
 	"generic-ptr",
+	"generic-ptr-temperror",
 	"helo-equals-ptr",
 	"helo-a-matches",
 	"helo-literal",
@@ -135,6 +136,7 @@ func TestBuiltinReplies(t *testing.T) {
 		"generic-helo":          {policy.ActionAccept, 0, ""},
 		"helo-spf-pass":         {policy.ActionAccept, 0, ""},
 		"generic-ptr":           {policy.ActionReject, 550, "5.7.25"},
+		"generic-ptr-temperror": {policy.ActionTempfail, 451, "4.7.24"},
 		"helo-equals-ptr":       {policy.ActionAccept, 0, ""},
 		"helo-a-matches":        {policy.ActionAccept, 0, ""},
 		"helo-literal":          {policy.ActionAccept, 0, ""},
@@ -846,15 +848,15 @@ rules:
       helo_is_local: false
 `)
 	m := c.Rules[0].Match
-	f, tr := false, true
-	if len(m.IP) != 2 || len(m.PTR) != 1 || len(m.Helo) != 2 ||
-		!slices.Equal(m.IPRev, []policy.IPRevResult{policy.IPRevPass, policy.IPRevFail}) ||
-		!slices.Equal(m.SPFHelo, []policy.SPFResult{policy.SPFPass, policy.SPFSoftFail, policy.SPFNeutral}) ||
-		!slices.Equal(m.HeloForm, []policy.HeloForm{policy.HeloFQDN}) ||
-		!reflect.DeepEqual(m.PTRGeneric, &f) || !reflect.DeepEqual(m.HeloMatchesPTR, &tr) ||
-		!reflect.DeepEqual(m.HeloAMatchesIP, &f) || !reflect.DeepEqual(m.HeloLiteralMatchesIP, &f) ||
-		!reflect.DeepEqual(m.HeloAligned, &tr) || !reflect.DeepEqual(m.HeloIsLocal, &f) {
-		t.Fatalf("match %+v", m)
+	var conds []string
+	for _, c := range m.Is {
+		conds = append(conds, c.Field.Name+"="+strings.Join(c.Values, ","))
+	}
+	want := []string{"iprev=pass,fail", "spf_helo=pass,softfail,neutral", "helo_form=fqdn",
+		"ptr_generic=false", "helo_matches_ptr=true", "helo_a_matches_ip=false", "helo_literal_matches_ip=false",
+		"helo_aligned=true", "helo_is_local=false"}
+	if len(m.IP) != 2 || len(m.PTR) != 1 || len(m.Helo) != 2 || !slices.Equal(conds, want) {
+		t.Fatalf("match %+v: conditions %v, want %v", m, conds, want)
 	}
 	if !m.Helo[0].Match("mx12.example.net") || m.Helo[0].Match("smtp.mx1.example") || !m.Helo[1].Match("MAIL.example.org.") {
 		t.Errorf("helo patterns do not match as written")

@@ -140,8 +140,6 @@ var (
 	placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 )
 
-var placeholders = map[string]bool{"{ip}": true, "{helo}": true, "{ptr}": true, "{rule}": true, "{iprev}": true, "{spf}": true}
-
 // reply parses "550 5.7.1 text": the code must suit the action, and the
 // enhanced code's class must equal the code's first digit (Postfix refuses the
 // reply otherwise and drops the milter).
@@ -182,52 +180,69 @@ func (p *parser) reply(n *yaml.Node, a policy.Action) policy.Reply {
 		p.errorf(n, "reply %q needs a text after the code: it is what the sender's postmaster reads to fix the problem", s)
 	}
 	for _, ph := range placeholderRE.FindAllString(r.Text, -1) {
-		if !placeholders[ph] {
-			p.errorf(n, "unknown placeholder %s in reply; allowed: {ip} {helo} {ptr} {rule} {iprev} {spf}", ph)
+		if !policy.IsPlaceholder(ph) {
+			var names []string
+			for _, x := range policy.Placeholders() {
+				names = append(names, x.Name)
+			}
+			p.errorf(n, "unknown placeholder %s in reply; allowed: %s", ph, strings.Join(names, " "))
 		}
 	}
 	return r
 }
 
+// match parses a rule's match. The evidence keys and their values come from
+// policy's table of fields: a field added there is a key here.
 func (p *parser) match(n *yaml.Node) policy.Match {
 	var m policy.Match
-	boolp := func(what string, dst **bool) func(*yaml.Node) {
-		return func(v *yaml.Node) {
-			var b bool
-			before := len(p.errs)
-			p.boolean(v, what, &b)
-			if len(p.errs) == before {
-				*dst = &b
-			}
-		}
-	}
-	p.mapping(n, "match", map[string]func(*yaml.Node){
+	keys := map[string]func(*yaml.Node){
 		"ip":   func(v *yaml.Node) { p.prefixes(v, "ip", &m.IP) },
 		"ptr":  func(v *yaml.Node) { m.PTR = p.patterns(v, "ptr") },
 		"helo": func(v *yaml.Node) { m.Helo = p.patterns(v, "helo") },
-		"iprev": func(v *yaml.Node) {
-			m.IPRev = enumList(p, v, "iprev", []policy.IPRevResult{policy.IPRevPass, policy.IPRevFail, policy.IPRevPermError, policy.IPRevTempError})
-		},
-		"spf_helo": func(v *yaml.Node) {
-			m.SPFHelo = enumList(p, v, "spf_helo", []policy.SPFResult{policy.SPFPass, policy.SPFFail, policy.SPFSoftFail, policy.SPFNeutral, policy.SPFNone, policy.SPFPermError, policy.SPFTempError})
-		},
-		"helo_form": func(v *yaml.Node) {
-			m.HeloForm = enumList(p, v, "helo_form", []policy.HeloForm{policy.HeloFQDN, policy.HeloAddressLiteral, policy.HeloBare, policy.HeloInvalid, policy.HeloEmpty})
-		},
-		"ptr_generic":             boolp("ptr_generic", &m.PTRGeneric),
-		"helo_matches_ptr":        boolp("helo_matches_ptr", &m.HeloMatchesPTR),
-		"helo_a_matches_ip":       boolp("helo_a_matches_ip", &m.HeloAMatchesIP),
-		"helo_literal_matches_ip": boolp("helo_literal_matches_ip", &m.HeloLiteralMatchesIP),
-		"helo_aligned":            boolp("helo_aligned", &m.HeloAligned),
-		"helo_is_local":           boolp("helo_is_local", &m.HeloIsLocal),
-		"all":                     func(v *yaml.Node) { m.All = p.matchList(v, "all") },
-		"any":                     func(v *yaml.Node) { m.Any = p.matchList(v, "any") },
+		"all":  func(v *yaml.Node) { m.All = p.matchList(v, "all") },
+		"any":  func(v *yaml.Node) { m.Any = p.matchList(v, "any") },
 		"not": func(v *yaml.Node) {
 			sub := p.match(v)
 			m.Not = &sub
 		},
-	})
+	}
+	for _, f := range policy.Fields() {
+		if !f.Match {
+			continue
+		}
+		keys[f.Name] = func(v *yaml.Node) {
+			if c, ok := p.cond(v, f.Name); ok {
+				m.Is = append(m.Is, c)
+			}
+		}
+	}
+	p.mapping(n, "match", keys) // in the order written: m.Is keeps it for explanations
 	return m
+}
+
+// cond parses the value of an evidence key: a bool, or a value or a list of
+// values of an enum.
+func (p *parser) cond(n *yaml.Node, name string) (policy.Cond, bool) {
+	f, _ := policy.FieldByName(name)
+	if f.Kind == policy.KindBool {
+		var b bool
+		before := len(p.errs)
+		p.boolean(n, name, &b)
+		if len(p.errs) > before {
+			return policy.Cond{}, false
+		}
+		c, ok := policy.NewCond(name, strconv.FormatBool(b))
+		return c, ok
+	}
+	var vals []string
+	for _, c := range p.list(n, name) {
+		if !f.Allows(c.Value) {
+			p.errorf(c, "%s must be one of %s, not %q", name, strings.Join(f.Values, ", "), c.Value)
+			continue
+		}
+		vals = append(vals, c.Value)
+	}
+	return policy.NewCond(name, vals...)
 }
 
 func (p *parser) matchList(n *yaml.Node, what string) []policy.Match {
@@ -238,26 +253,6 @@ func (p *parser) matchList(n *yaml.Node, what string) []policy.Match {
 	out := make([]policy.Match, 0, len(n.Content))
 	for _, c := range n.Content {
 		out = append(out, p.match(c))
-	}
-	return out
-}
-
-func enumList[T ~string](p *parser, n *yaml.Node, what string, allowed []T) []T {
-	var out []T
-	for _, c := range p.list(n, what) {
-		ok := false
-		for _, a := range allowed {
-			if string(a) == c.Value {
-				out, ok = append(out, a), true
-			}
-		}
-		if !ok {
-			names := make([]string, len(allowed))
-			for i, a := range allowed {
-				names[i] = string(a)
-			}
-			p.errorf(c, "%s must be one of %s, not %q", what, strings.Join(names, ", "), c.Value)
-		}
 	}
 	return out
 }

@@ -59,8 +59,8 @@ func (s *session) authResults(v *verdict) string {
 		iprev.Reason = "ptr " + v.Evidence.PTRConfirmed[0]
 	}
 	results := []authres.Result{iprev}
-	if h := policy.ParseHelo(v.helo); h.Form == policy.HeloFQDN {
-		results = append(results, &authres.SPFResult{Value: authres.ResultValue(v.Evidence.SPFHelo), Helo: h.Name})
+	if v.Helo.Form == policy.HeloFQDN {
+		results = append(results, &authres.SPFResult{Value: authres.ResultValue(v.Evidence.SPFHelo), Helo: v.Helo.Name})
 	}
 	return authres.Format(s.st.Cfg.AuthservID, results)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/milter"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
 	"github.com/heloguard/heloguard/policy/scenario"
 )
 
@@ -63,19 +63,19 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 }
 
 // decisions returns the decision log lines so far.
-func (b *syncBuffer) decisions(t *testing.T) []map[string]any {
+func (b *syncBuffer) decisions(t *testing.T) []record.Record {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []map[string]any
+	var out []record.Record
 	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
 		if line == "" {
 			continue
 		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
+		r, err := record.Parse([]byte(line))
+		if err != nil {
+			t.Fatalf("log line is not a decision record: %v: %q", err, line)
 		}
-		out = append(out, m)
+		out = append(out, r)
 	}
 	return out
 }
@@ -108,7 +108,7 @@ func startOn(t testing.TB, listen, extra string) *harness {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, slog.New(slog.NewJSONHandler(logs, nil)))
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, logs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	addr, err := srv.Listen(cfg.Listen[0])
 	if err != nil {
 		t.Fatal(err)
@@ -260,8 +260,8 @@ func TestOffice365AcceptedWithAuthResults(t *testing.T) {
 		t.Fatalf("want 1 decision line, got %d: %v", len(logs), logs)
 	}
 	l := logs[0]
-	ev, _ := l["evidence"].(map[string]any)
-	if l["rule"] != "generic-helo" || l["action"] != "accept" || l["client_ip"] != o365IP || ev["iprev"] != "pass" || ev["spf_helo"] != "pass" || ev["helo_aligned"] != true {
+	ev := l.Evidence
+	if l.Rule != "generic-helo" || l.Action != "accept" || l.ClientIP.String() != o365IP || ev.IPRev != "pass" || ev.SPFHelo != "pass" || !ev.HeloAligned {
 		t.Errorf("decision line: %v", l)
 	}
 }
@@ -284,7 +284,7 @@ func TestForgerRefusedAtRcptAndStateKept(t *testing.T) {
 	wantReply(t, "rcpt 2", m.rcpt("<other@receiver.example>"), 550, "5.7.23 ")
 	wantContinue(t, "rcpt abuse", m.rcpt("<abuse@receiver.example>"))
 	logs := h.log.decisions(t)
-	if len(logs) != 1 || logs[0]["stage"] != "rcpt" || logs[0]["action"] != "reject" || logs[0]["rule"] != "helo-spf-fail" {
+	if len(logs) != 1 || logs[0].Stage != "rcpt" || logs[0].Action != "reject" || logs[0].Rule != "helo-spf-fail" {
 		t.Errorf("decision lines: %v", logs)
 	}
 }
@@ -306,7 +306,7 @@ func TestSecondHeloJudgedAgain(t *testing.T) {
 	_, a := m.message()
 	wantContinue(t, "eom", a)
 	logs := h.log.decisions(t)
-	if len(logs) != 2 || logs[0]["rule"] != "helo-syntax" || logs[1]["rule"] != "helo-equals-ptr" {
+	if len(logs) != 2 || logs[0].Rule != "helo-syntax" || logs[1].Rule != "helo-equals-ptr" {
 		t.Errorf("want two decisions (helo-syntax, helo-equals-ptr), got %v", logs)
 	}
 }
@@ -372,7 +372,7 @@ func TestRejectAtConnect(t *testing.T) {
 	// No PTR: decided from reverse DNS alone, before the HELO.
 	wantReply(t, "connect", m.connect("192.0.2.77"), 550, "5.7.25 ", "192.0.2.77")
 	m.cs.Close()
-	if l := h.log.decisions(t); len(l) != 1 || l[0]["decided_at"] != "connect" || l[0]["stage"] != "connect" || l[0]["rule"] != "no-ptr" {
+	if l := h.log.decisions(t); len(l) != 1 || l[0].DecidedAt != "connect" || l[0].Stage != "connect" || l[0].Rule != "no-ptr" {
 		t.Errorf("decision lines: %v", l)
 	}
 	// The forger's PTR is fine; only its HELO gives it away: refused at HELO.
@@ -402,7 +402,7 @@ func TestMonitorModeRefusesNothing(t *testing.T) {
 		t.Errorf("X-Heloguard = %q, %v", x, ok)
 	}
 	logs := h.log.decisions(t)
-	if len(logs) != 1 || logs[0]["action"] != "reject" || logs[0]["mode"] != "monitor" || logs[0]["exemption"] != "monitor" {
+	if len(logs) != 1 || logs[0].Action != "reject" || logs[0].Mode != "monitor" || logs[0].Exemption != "monitor" {
 		t.Errorf("decision lines: %v", logs)
 	}
 }
@@ -490,7 +490,7 @@ func TestDecisionTimeout(t *testing.T) {
 	}
 	m.mail("<a@one-to-one.example>")
 	wantReply(t, "rcpt", m.rcpt("<user@receiver.example>"), 451, "4.4.3 ")
-	if l := h.log.decisions(t); len(l) != 1 || l[0]["rule"] != "decision-timeout" {
+	if l := h.log.decisions(t); len(l) != 1 || l[0].Rule != "decision-timeout" {
 		t.Errorf("decision lines: %v", l)
 	}
 }

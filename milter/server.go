@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -29,8 +30,9 @@ type State struct {
 
 // Server serves the milter protocol on one or more listeners.
 type Server struct {
-	state atomic.Pointer[State]
-	log   *slog.Logger // decision log
+	state     atomic.Pointer[State]
+	decisions io.Writer    // the decision log: one record per Write
+	ops       *slog.Logger // operational messages
 
 	slots chan struct{} // bounds concurrent sessions (max_sessions)
 
@@ -42,9 +44,11 @@ type Server struct {
 	done      chan struct{} // closed by Shutdown
 }
 
-// New returns a Server judging by st and writing decisions to log.
-func New(st *State, log *slog.Logger) *Server {
-	s := &Server{log: log, conns: map[*conn]struct{}{}, done: make(chan struct{}), slots: make(chan struct{}, st.Cfg.MaxSessions)}
+// New returns a Server judging by st, writing decision records to decisions
+// (one line per Write, so the writer must not interleave concurrent writes)
+// and operational messages to ops.
+func New(st *State, decisions io.Writer, ops *slog.Logger) *Server {
+	s := &Server{decisions: decisions, ops: ops, conns: map[*conn]struct{}{}, done: make(chan struct{}), slots: make(chan struct{}, st.Cfg.MaxSessions)}
 	s.state.Store(st)
 	return s
 }
@@ -227,7 +231,7 @@ func (l *listener) accept() (net.Conn, error) {
 		if !errors.As(err, &ne) && !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
 			return nil, err
 		}
-		l.srv.log.Warn("accept failed; retrying", "err", err.Error(), "pause", pause.String())
+		l.srv.ops.Warn("accept failed; retrying", "err", err.Error(), "pause", pause.String())
 		select {
 		case <-time.After(pause):
 		case <-l.srv.done:

@@ -38,7 +38,6 @@ type session struct {
 // verdict is a decision and what became of it, logged once.
 type verdict struct {
 	policy.Decision
-	helo      string
 	stage     string // where a refusal was delivered; "" if not (yet)
 	decidedAt string // "connect" when decided before any HELO (reject_at: connect)
 	exemption string // authenticated, recipient, monitor
@@ -51,8 +50,8 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	if !s.ip.IsValid() {
 		return gomilter.RespContinue, nil // local submission over a unix socket: nothing to judge
 	}
-	if s.st.Engine.Trusted(s.ip) {
-		s.decided(policy.Decision{Action: policy.ActionAccept, Rule: policy.RuleTrusted, Trusted: true}, "")
+	if d, ok := s.st.Engine.DecideTrusted(s.ip, ""); ok {
+		s.decided(d)
 		return gomilter.RespContinue, nil
 	}
 	s.pending = s.st.Engine.StartReverse(s.lookupCtx(), s.ip)
@@ -71,7 +70,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 		return gomilter.RespContinue, nil
 	}
 	d.Duration = time.Since(start)
-	v := s.decided(d, "")
+	v := s.decided(d)
 	v.decidedAt = config.StageConnect
 	return s.deliver(v, config.StageConnect), nil
 }
@@ -91,7 +90,7 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 		return gomilter.RespContinue, nil
 	}
 	if s.verdict != nil && s.verdict.Trusted {
-		s.verdict.helo = name // for the log: trusted, but we know what it said
+		s.verdict.Helo = policy.ParseHelo(name) // for the log: trusted, but we know what it said
 		return gomilter.RespContinue, nil
 	}
 	s.decide(name)
@@ -103,13 +102,12 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 func (s *session) decide(helo string) {
 	ctx, cancel := s.decisionCtx()
 	defer cancel()
-	d := s.st.Engine.Decide(ctx, s.ip, helo, s.pending)
-	s.decided(d, helo)
+	s.decided(s.st.Engine.Decide(ctx, s.ip, helo, s.pending))
 }
 
-func (s *session) decided(d policy.Decision, helo string) *verdict {
+func (s *session) decided(d policy.Decision) *verdict {
 	s.flushLog()
-	s.verdict = &verdict{Decision: d, helo: helo}
+	s.verdict = &verdict{Decision: d}
 	return s.verdict
 }
 

@@ -22,20 +22,12 @@ func (m *Match) Describe() string {
 	list("ip", len(m.IP), func(i int) string { return m.IP[i].String() })
 	list("confirmed ptr", len(m.PTR), func(i int) string { return m.PTR[i].Source })
 	list("helo", len(m.Helo), func(i int) string { return m.Helo[i].Source })
-	list("iprev", len(m.IPRev), func(i int) string { return string(m.IPRev[i]) })
-	list("spf_helo", len(m.SPFHelo), func(i int) string { return string(m.SPFHelo[i]) })
-	list("helo_form", len(m.HeloForm), func(i int) string { return string(m.HeloForm[i]) })
-	for _, b := range []struct {
-		key string
-		v   *bool
-	}{
-		{"ptr_generic", m.PTRGeneric}, {"helo_matches_ptr", m.HeloMatchesPTR},
-		{"helo_a_matches_ip", m.HeloAMatchesIP}, {"helo_literal_matches_ip", m.HeloLiteralMatchesIP},
-		{"helo_aligned", m.HeloAligned}, {"helo_is_local", m.HeloIsLocal},
-	} {
-		if b.v != nil {
-			parts = append(parts, fmt.Sprintf("%s = %v", b.key, *b.v))
+	for _, c := range m.Is {
+		if c.Field.Kind == KindBool && len(c.Values) == 1 {
+			parts = append(parts, fmt.Sprintf("%s = %s", c.Field.Name, c.Values[0]))
+			continue
 		}
+		list(c.Field.Name, len(c.Values), func(i int) string { return c.Values[i] })
 	}
 	sub := func(ms []Match, join string) string {
 		s := make([]string, len(ms))

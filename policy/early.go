@@ -4,10 +4,13 @@ import "net/netip"
 
 // UsesHelo reports whether the match looks at anything the HELO decides.
 func (m *Match) UsesHelo() bool {
-	if len(m.Helo) > 0 || len(m.SPFHelo) > 0 || len(m.HeloForm) > 0 ||
-		m.HeloMatchesPTR != nil || m.HeloAMatchesIP != nil || m.HeloLiteralMatchesIP != nil ||
-		m.HeloAligned != nil || m.HeloIsLocal != nil {
+	if len(m.Helo) > 0 {
 		return true
+	}
+	for _, c := range m.Is {
+		if c.Field.Helo {
+			return true
+		}
 	}
 	for _, list := range [][]Match{m.All, m.Any} {
 		for i := range list {
@@ -29,12 +32,8 @@ func (m *Match) UsesHelo() bool {
 // the HELO.
 func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 	ip = ip.Unmap()
-	ev := Evidence{IPRev: rev.IPRev, PTR: rev.Names, PTRConfirmed: rev.Confirmed, SPFHelo: SPFNone, HeloForm: HeloEmpty}
-	for _, name := range rev.Confirmed {
-		if IsGenericPTR(name, ip, e.opt.GenericTokens) {
-			ev.PTRGeneric = true
-		}
-	}
+	ev := Evidence{SPFHelo: SPFNone, HeloForm: HeloEmpty}
+	e.reverseEvidence(&ev, ip, rev)
 	f := &Facts{IP: ip, Evidence: &ev}
 	var passed []Action // actions of the HELO rules passed over
 	for i := range e.opt.Rules {
@@ -59,7 +58,28 @@ func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 				return Decision{}, false
 			}
 		}
-		return Decision{Action: r.Action, Rule: r.Name, Monitor: r.Monitor, Evidence: ev, Reply: e.reply(r, f)}, true
+		return Decision{Action: r.Action, Rule: r.Name, Matched: r, Monitor: r.Monitor, Helo: Helo{Form: HeloEmpty}, Evidence: ev, Reply: e.reply(r, f)}, true
 	}
 	return Decision{}, false
+}
+
+// Tests reports whether the match, or any match inside it, tests the evidence
+// field named name.
+func (m *Match) Tests(name string) bool {
+	for _, c := range m.Is {
+		if c.Field.Name == name {
+			return true
+		}
+	}
+	if name == "ptr_confirmed" && len(m.PTR) > 0 {
+		return true
+	}
+	for _, list := range [][]Match{m.All, m.Any} {
+		for i := range list {
+			if list[i].Tests(name) {
+				return true
+			}
+		}
+	}
+	return m.Not != nil && m.Not.Tests(name)
 }

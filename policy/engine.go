@@ -73,17 +73,25 @@ func (e *Engine) Rules() []Rule { return e.opt.Rules }
 type Decision struct {
 	Action   Action
 	Rule     string
+	Matched  *Rule // the rule that decided; nil for the engine's own (trusted, decision-timeout, no-match)
 	Monitor  bool  // the rule is log-only: report Action, enforce nothing
 	Reply    Reply // expanded; zero for accepting actions
 	Trusted  bool  // decided by trusted_networks, no evidence gathered
 	Cached   bool  // the evidence came from the evidence cache: no DNS
+	Helo     Helo  // the HELO as parsed; zero Raw when none was sent
 	Evidence Evidence
 	Duration time.Duration
 }
 
-// Trusted reports whether ip is in the trusted networks.
-func (e *Engine) Trusted(ip netip.Addr) bool {
-	return anyPrefix(e.opt.TrustedNetworks, ip.Unmap())
+// DecideTrusted is the decision on a client in trusted_networks, made with no
+// DNS at all; ok is false for any other client. The milter asks it at connect,
+// Decide at HELO: one place says what "trusted" means.
+func (e *Engine) DecideTrusted(ip netip.Addr, helo string) (d Decision, ok bool) {
+	if !anyPrefix(e.opt.TrustedNetworks, ip.Unmap()) {
+		return Decision{}, false
+	}
+	h := ParseHelo(helo)
+	return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Helo: h, Evidence: Evidence{HeloForm: h.Form}}, true
 }
 
 // PendingReverse is reverse-DNS evidence being gathered in the background.
@@ -102,6 +110,12 @@ func (e *Engine) StartReverse(ctx context.Context, ip netip.Addr) *PendingRevers
 	}
 	go func() {
 		p.rev = LookupReverse(ctx, e.opt.Resolver, ip)
+		// ptr_spf depends on the IP alone: it runs here, overlapping the
+		// client's greeting and HELO, and every HELO of the connection reuses it.
+		p.rev.PTRSPF = SPFNone
+		if len(p.rev.Confirmed) > 0 {
+			p.rev.PTRSPF = CheckPTRDomain(ctx, e.opt.Resolver, ip, p.rev.Confirmed[0])
+		}
 		close(p.done)
 	}()
 	return p
@@ -126,10 +140,11 @@ func (e *Engine) Evaluate(ctx context.Context, ip netip.Addr, helo string) Decis
 func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *PendingReverse) Decision {
 	start := time.Now()
 	ip = ip.Unmap()
-	h := ParseHelo(helo)
-	if e.Trusted(ip) {
-		return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Evidence: Evidence{HeloForm: h.Form}, Duration: time.Since(start)}
+	if d, ok := e.DecideTrusted(ip, helo); ok {
+		d.Duration = time.Since(start)
+		return d
 	}
+	h := ParseHelo(helo)
 	if ev, ok := e.evcache.get(ip, helo); ok {
 		d := e.Judge(ip, h, ev)
 		d.Cached, d.Duration = true, time.Since(start)
@@ -165,7 +180,7 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 // gather collects the evidence: HELO lookups run while the reverse lookups
 // finish. complete is false when ctx ended first.
 func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *PendingReverse) (Evidence, bool) {
-	ev := Evidence{HeloForm: h.Form, SPFHelo: SPFNone}
+	ev := Evidence{HeloForm: h.Form, SPFHelo: SPFNone, PTRSPF: SPFNone}
 	ev.HeloIsLocal = e.isLocal(h)
 	if h.Form == HeloAddressLiteral {
 		ev.HeloLiteralMatchesIP = h.Literal == ip
@@ -185,12 +200,8 @@ func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *Pen
 	}
 	rev, ok := pending.Wait(ctx)
 	wg.Wait()
-	// Empty lists, not nil, so logs and JSON show [] rather than null.
-	ev.IPRev, ev.PTR, ev.PTRConfirmed = rev.IPRev, append([]string{}, rev.Names...), append([]string{}, rev.Confirmed...)
+	e.reverseEvidence(&ev, ip, rev)
 	for _, name := range rev.Confirmed {
-		if IsGenericPTR(name, ip, e.opt.GenericTokens) {
-			ev.PTRGeneric = true
-		}
 		if h.Name != "" && name == h.Name {
 			ev.HeloMatchesPTR = true
 		}
@@ -199,6 +210,21 @@ func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *Pen
 		ev.HeloAligned = Aligned(h.Name, rev.Confirmed)
 	}
 	return ev, ok && ctx.Err() == nil
+}
+
+// reverseEvidence fills the fields that depend on the IP alone.
+func (e *Engine) reverseEvidence(ev *Evidence, ip netip.Addr, rev Reverse) {
+	// Empty lists, not nil, so logs and JSON show [] rather than null.
+	ev.IPRev, ev.PTR, ev.PTRConfirmed = rev.IPRev, append([]string{}, rev.Names...), append([]string{}, rev.Confirmed...)
+	ev.PTRSPF = rev.PTRSPF
+	if ev.PTRSPF == "" { // the lookups did not finish
+		ev.PTRSPF = SPFNone
+	}
+	for _, name := range rev.Confirmed {
+		if IsGenericPTR(name, ip, e.opt.GenericTokens) {
+			ev.PTRGeneric = true
+		}
+	}
 }
 
 func (e *Engine) isLocal(h Helo) bool {
@@ -220,9 +246,9 @@ func (e *Engine) Judge(ip netip.Addr, h Helo, ev Evidence) Decision {
 		if !r.Match.Holds(f) {
 			continue
 		}
-		return Decision{Action: r.Action, Rule: r.Name, Monitor: r.Monitor, Evidence: ev, Reply: e.reply(r, f)}
+		return Decision{Action: r.Action, Rule: r.Name, Matched: r, Monitor: r.Monitor, Helo: h, Evidence: ev, Reply: e.reply(r, f)}
 	}
-	return Decision{Action: ActionAccept, Rule: RuleNoMatch, Evidence: ev}
+	return Decision{Action: ActionAccept, Rule: RuleNoMatch, Helo: h, Evidence: ev}
 }
 
 // reply is the expanded reply of a rule that fired; zero for accepting rules.
@@ -242,7 +268,7 @@ func (e *Engine) timeout(ip netip.Addr, h Helo, ev Evidence) Decision {
 	if r.Action == ActionTempfail {
 		r.Reply = Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) took too long; try again later"}
 	}
-	d := Decision{Action: r.Action, Rule: r.Name, Evidence: ev}
+	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: ev}
 	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: &ev})
 	return d
 }

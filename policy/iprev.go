@@ -16,7 +16,10 @@ const maxPTRNames = 10
 type Reverse struct {
 	IPRev     IPRevResult
 	Names     []string // PTR names, lowercased, no trailing dot
-	Confirmed []string // the names whose A/AAAA records hold the IP
+	Confirmed []string // the names whose A/AAAA records hold the IP, in answer order
+	// PTRSPF is ptr_spf (CheckPTRDomain of the first confirmed name); the
+	// engine fills it after LookupReverse, "" until then.
+	PTRSPF SPFResult
 }
 
 // LookupReverse computes RFC 8601 iprev for ip: PTR names, each forward-resolved

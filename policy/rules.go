@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -94,16 +93,7 @@ type Match struct {
 	PTR  []Pattern      // a forward-confirmed PTR name matches (unconfirmed names are forgeable)
 	Helo []Pattern      // the HELO name matches
 
-	IPRev    []IPRevResult
-	SPFHelo  []SPFResult
-	HeloForm []HeloForm
-
-	PTRGeneric           *bool
-	HeloMatchesPTR       *bool
-	HeloAMatchesIP       *bool
-	HeloLiteralMatchesIP *bool
-	HeloAligned          *bool
-	HeloIsLocal          *bool
+	Is []Cond // evidence conditions (fields.go), in the order written
 
 	All []Match
 	Any []Match
@@ -129,23 +119,8 @@ func (m *Match) Holds(f *Facts) bool {
 	if len(m.Helo) > 0 && (f.Helo.Name == "" || !anyPattern(m.Helo, f.Helo.Name)) {
 		return false
 	}
-	if len(m.IPRev) > 0 && !slices.Contains(m.IPRev, e.IPRev) ||
-		len(m.SPFHelo) > 0 && !slices.Contains(m.SPFHelo, e.SPFHelo) ||
-		len(m.HeloForm) > 0 && !slices.Contains(m.HeloForm, e.HeloForm) {
-		return false
-	}
-	for _, b := range []struct {
-		want *bool
-		have bool
-	}{
-		{m.PTRGeneric, e.PTRGeneric},
-		{m.HeloMatchesPTR, e.HeloMatchesPTR},
-		{m.HeloAMatchesIP, e.HeloAMatchesIP},
-		{m.HeloLiteralMatchesIP, e.HeloLiteralMatchesIP},
-		{m.HeloAligned, e.HeloAligned},
-		{m.HeloIsLocal, e.HeloIsLocal},
-	} {
-		if b.want != nil && *b.want != b.have {
+	for i := range m.Is {
+		if !m.Is[i].Holds(e) {
 			return false
 		}
 	}
@@ -209,56 +184,4 @@ func DefaultReply(a Action) Reply {
 		return Reply{Code: 451, Enhanced: "4.7.1", Text: "temporarily refused by policy rule {rule}: client {ip}, HELO {helo}"}
 	}
 	return Reply{}
-}
-
-// maxClientText bounds how much of a client-controlled value goes into a reply.
-const maxClientText = 100
-
-// expand fills the placeholders of a reply template. Client-controlled values
-// (the HELO) pass through ClientText, so no CR, LF or control byte reaches the
-// MTA.
-func expand(tmpl string, rule string, f *Facts) string {
-	helo := "(none)"
-	if f.Helo.Raw != "" {
-		helo = ClientText(f.Helo.Raw, maxClientText)
-	}
-	ptr := "(none)"
-	if names := f.Evidence.PTRConfirmed; len(names) > 0 {
-		ptr = names[0]
-	} else if names := f.Evidence.PTR; len(names) > 0 {
-		ptr = names[0]
-	}
-	var b strings.Builder
-	b.Grow(len(tmpl) + 2*maxClientText)
-	for {
-		i := strings.IndexByte(tmpl, '{')
-		if i < 0 {
-			b.WriteString(tmpl)
-			return b.String()
-		}
-		b.WriteString(tmpl[:i])
-		tmpl = tmpl[i:]
-		j := strings.IndexByte(tmpl, '}')
-		if j < 0 {
-			b.WriteString(tmpl)
-			return b.String()
-		}
-		switch tmpl[:j+1] {
-		case "{ip}":
-			b.WriteString(f.IP.String())
-		case "{helo}":
-			b.WriteString(helo)
-		case "{ptr}":
-			b.WriteString(ClientText(ptr, maxClientText))
-		case "{rule}":
-			b.WriteString(rule)
-		case "{iprev}":
-			b.WriteString(string(f.Evidence.IPRev))
-		case "{spf}":
-			b.WriteString(string(f.Evidence.SPFHelo))
-		default: // not a placeholder: keep the text
-			b.WriteString(tmpl[:j+1])
-		}
-		tmpl = tmpl[j+1:]
-	}
 }

@@ -11,7 +11,31 @@ import (
 
 // Tests of rule matching and Judge: evidence is built by hand, no DNS.
 
-func boolp(b bool) *bool { return &b }
+// is is the condition name in values, for tests.
+func is(name string, values ...string) policy.Match {
+	c, ok := policy.NewCond(name, values...)
+	if !ok {
+		panic("bad condition " + name)
+	}
+	return policy.Match{Is: []policy.Cond{c}}
+}
+
+func ptrp(m policy.Match) *policy.Match { return &m }
+
+// and joins the conditions of matches into one match.
+func and(ms ...policy.Match) policy.Match {
+	var out policy.Match
+	for _, m := range ms {
+		out.Is = append(out.Is, m.Is...)
+		out.IP = append(out.IP, m.IP...)
+		out.PTR = append(out.PTR, m.PTR...)
+		out.All, out.Any = append(out.All, m.All...), append(out.Any, m.Any...)
+		if m.Not != nil {
+			out.Not = m.Not
+		}
+	}
+	return out
+}
 
 // judgeEngine is an engine over the built-in rules (or cfgText's), with no
 // resolver: Judge needs none.
@@ -38,6 +62,7 @@ func passEv(form policy.HeloForm) policy.Evidence {
 		PTRConfirmed: []string{"mail.sender.example"},
 		HeloForm:     form,
 		SPFHelo:      policy.SPFNone,
+		PTRSPF:       policy.SPFNone,
 	}
 }
 
@@ -89,6 +114,22 @@ func TestBuiltinRulesFire(t *testing.T) {
 			e.PTRConfirmed = e.PTR
 			e.PTRGeneric, e.HeloMatchesPTR, e.HeloAMatchesIP = true, true, true
 		}, policy.ActionReject, "550 5.7.25 "},
+		{"generic-ptr", "198.0.10.21", "c-198-0-10-21.cable.example", func(e *policy.Evidence) {
+			e.PTR = []string{"c-198-0-10-21.cable.example"}
+			e.PTRConfirmed = e.PTR
+			e.PTRGeneric, e.HeloMatchesPTR, e.PTRSPF = true, true, policy.SPFNeutral // the ISP's +all
+		}, policy.ActionReject, "550 5.7.25 "},
+		{"generic-ptr-temperror", "198.0.10.22", "c-198-0-10-22.cable.example", func(e *policy.Evidence) {
+			e.PTR = []string{"c-198-0-10-22.cable.example"}
+			e.PTRConfirmed = e.PTR
+			e.PTRGeneric, e.HeloMatchesPTR, e.PTRSPF = true, true, policy.SPFTempError
+		}, policy.ActionTempfail, "451 4.7.24 "},
+		// An IP-shaped name whose domain's SPF authorizes the address (SparkPost).
+		{"helo-equals-ptr", "156.70.34.223", "mta-70-34-223.sparkpostmail.com", func(e *policy.Evidence) {
+			e.PTR = []string{"mta-70-34-223.sparkpostmail.com"}
+			e.PTRConfirmed = e.PTR
+			e.PTRGeneric, e.HeloMatchesPTR, e.PTRSPF = true, true, policy.SPFPass
+		}, policy.ActionAccept, ""},
 		{"helo-equals-ptr", "192.0.2.25", "mail.sender.example", func(e *policy.Evidence) {
 			e.HeloMatchesPTR, e.HeloAMatchesIP, e.SPFHelo = true, true, policy.SPFFail
 		}, policy.ActionAccept, ""},
@@ -223,8 +264,8 @@ func TestMatchLogic(t *testing.T) {
 	ev.SPFHelo = policy.SPFSoftFail
 	f := &policy.Facts{IP: ip, Helo: policy.ParseHelo("mail.sender.example"), Evidence: &ev}
 	pfx := func(s string) []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix(s)} }
-	pass := policy.Match{IPRev: []policy.IPRevResult{policy.IPRevPass}}
-	fail := policy.Match{IPRev: []policy.IPRevResult{policy.IPRevFail}}
+	pass := is("iprev", "pass")
+	fail := is("iprev", "fail")
 	tests := []struct {
 		name string
 		m    policy.Match
@@ -233,25 +274,25 @@ func TestMatchLogic(t *testing.T) {
 		{"zero match holds", policy.Match{}, true},
 		{"one field", pass, true},
 		{"one field not holding", fail, false},
-		{"list is or", policy.Match{IPRev: []policy.IPRevResult{policy.IPRevFail, policy.IPRevPass}}, true},
-		{"fields are and", policy.Match{IP: pfx("192.0.2.0/24"), SPFHelo: []policy.SPFResult{policy.SPFFail}}, false},
-		{"fields are and, both hold", policy.Match{IP: pfx("192.0.2.0/24"), SPFHelo: []policy.SPFResult{policy.SPFSoftFail}}, true},
+		{"list is or", is("iprev", "fail", "pass"), true},
+		{"fields are and", and(policy.Match{IP: pfx("192.0.2.0/24")}, is("spf_helo", "fail")), false},
+		{"fields are and, both hold", and(policy.Match{IP: pfx("192.0.2.0/24")}, is("spf_helo", "softfail")), true},
 		{"ip outside", policy.Match{IP: pfx("198.51.100.0/24")}, false},
 		{"ipv6 prefix does not hold an ipv4 client", policy.Match{IP: pfx("::/0")}, false},
-		{"bool true", policy.Match{HeloAligned: boolp(true)}, false},
-		{"bool false", policy.Match{HeloAligned: boolp(false)}, true},
-		{"all holds", policy.Match{All: []policy.Match{pass, {HeloForm: []policy.HeloForm{policy.HeloFQDN}}}}, true},
+		{"bool true", is("helo_aligned", "true"), false},
+		{"bool false", is("helo_aligned", "false"), true},
+		{"all holds", policy.Match{All: []policy.Match{pass, is("helo_form", "fqdn")}}, true},
 		{"all fails on one", policy.Match{All: []policy.Match{pass, fail}}, false},
 		{"any holds on one", policy.Match{Any: []policy.Match{fail, pass}}, true},
-		{"any fails on none", policy.Match{Any: []policy.Match{fail, {PTRGeneric: boolp(true)}}}, false},
+		{"any fails on none", policy.Match{Any: []policy.Match{fail, is("ptr_generic", "true")}}, false},
 		{"not", policy.Match{Not: &fail}, true},
 		{"not not", policy.Match{Not: &policy.Match{Not: &fail}}, false},
 		{"not of zero never holds", policy.Match{Not: &policy.Match{}}, false},
-		{"field and any", policy.Match{SPFHelo: []policy.SPFResult{policy.SPFSoftFail}, Any: []policy.Match{fail}}, false},
+		{"field and any", and(is("spf_helo", "softfail"), policy.Match{Any: []policy.Match{fail}}), false},
 		{"all and any and not", policy.Match{
 			All: []policy.Match{pass},
-			Any: []policy.Match{fail, {HeloMatchesPTR: boolp(false)}},
-			Not: &policy.Match{PTRGeneric: boolp(true)},
+			Any: []policy.Match{fail, is("helo_matches_ptr", "false")},
+			Not: ptrp(is("ptr_generic", "true")),
 		}, true},
 		{"nested", policy.Match{Any: []policy.Match{{All: []policy.Match{pass, {Not: &pass}}}, {All: []policy.Match{{Not: &fail}}}}}, true},
 	}
@@ -466,10 +507,10 @@ func TestDescribe(t *testing.T) {
 		want string
 	}{
 		{policy.Match{}, "always (no condition)"},
-		{policy.Match{SPFHelo: []policy.SPFResult{policy.SPFPass}, HeloAligned: boolp(true)}, "spf_helo in [pass] and helo_aligned = true"},
+		{and(is("spf_helo", "pass"), is("helo_aligned", "true")), "spf_helo in [pass] and helo_aligned = true"},
 		{policy.Match{IP: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, PTR: []policy.Pattern{p}}, "ip in [192.0.2.0/24] and confirmed ptr in [*.example]"},
-		{policy.Match{Not: &policy.Match{PTRGeneric: boolp(true)}}, "not (ptr_generic = true)"},
-		{policy.Match{Any: []policy.Match{{IPRev: []policy.IPRevResult{policy.IPRevFail}}, {HeloForm: []policy.HeloForm{policy.HeloBare}}}}, "(iprev in [fail]) or (helo_form in [bare])"},
+		{policy.Match{Not: ptrp(is("ptr_generic", "true"))}, "not (ptr_generic = true)"},
+		{policy.Match{Any: []policy.Match{is("iprev", "fail"), is("helo_form", "bare")}}, "(iprev in [fail]) or (helo_form in [bare])"},
 	} {
 		if got := tc.m.Describe(); got != tc.want {
 			t.Errorf("Describe = %q, want %q", got, tc.want)
@@ -480,10 +521,7 @@ func TestDescribe(t *testing.T) {
 // TestDescribeAnyWithOtherConditions: "A and (B or C)" must not read as
 // "(A and B) or C".
 func TestDescribeAnyWithOtherConditions(t *testing.T) {
-	m := policy.Match{
-		SPFHelo: []policy.SPFResult{policy.SPFSoftFail},
-		Any:     []policy.Match{{IPRev: []policy.IPRevResult{policy.IPRevFail}}, {PTRGeneric: boolp(true)}},
-	}
+	m := and(is("spf_helo", "softfail"), policy.Match{Any: []policy.Match{is("iprev", "fail"), is("ptr_generic", "true")}})
 	got := m.Describe()
 	if !strings.Contains(got, "((iprev in [fail]) or (ptr_generic = true))") {
 		t.Errorf("Describe = %q", got)

@@ -210,3 +210,44 @@ func rawName(name string) string {
 	}
 	return b.String()
 }
+
+// CheckPTRDomain is the ptr_spf evidence: check_host(ip, D, postmaster@D) for D
+// the organizational domain of name, a forward-confirmed PTR name. It says
+// whether the owner of the PTR's domain authorizes the address to send its mail,
+// which tells a big sender's IP-shaped server name (mta-70-34-223.sparkpostmail.com)
+// from a cable modem's. A pass that D's own record gives to every address
+// (a pass-qualified "all", +all or bare all) vouches for none: it is neutral.
+// No organizational domain gives none.
+func CheckPTRDomain(ctx context.Context, r Resolver, ip netip.Addr, name string) SPFResult {
+	d, ok := OrgDomain(name)
+	if !ok {
+		return SPFNone
+	}
+	res := CheckHost(ctx, r, ip, d, "postmaster@"+d, d, nil)
+	if res == SPFPass && passesAll(ctx, r, d) {
+		return SPFNeutral
+	}
+	return res
+}
+
+// passesAll reports whether the SPF record of domain (its own, not what it
+// includes or redirects to) holds a pass-qualified "all" term. The TXT answer
+// is in the cache: check_host has just read it.
+func passesAll(ctx context.Context, r Resolver, domain string) bool {
+	txts, err := r.LookupTXT(ctx, domain)
+	if err != nil {
+		return false
+	}
+	for _, t := range txts {
+		terms := strings.Fields(strings.ToLower(t))
+		if len(terms) == 0 || terms[0] != "v=spf1" {
+			continue
+		}
+		for _, term := range terms[1:] {
+			if term == "all" || term == "+all" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,32 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
 )
-
-// checkJSON is the shape of `check --json`: one object, stable field names.
-type checkJSON struct {
-	Action     policy.Action   `json:"action"`
-	Rule       string          `json:"rule"`
-	Monitor    bool            `json:"monitor"`
-	Reply      string          `json:"reply"`
-	IP         string          `json:"ip"`
-	Helo       string          `json:"helo"`
-	Evidence   policy.Evidence `json:"evidence"`
-	DurationMS float64         `json:"duration_ms"`
-	DNSLookups int64           `json:"dns_lookups"`
-	DNSHits    int64           `json:"dns_cache_hits"`
-}
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", "check [--config FILE] [--json] IP HELO", stderr)
@@ -56,18 +43,27 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	d := eng.Evaluate(ctx, ip, pos[1])
 	if *asJSON {
-		out := checkJSON{
-			Action: d.Action, Rule: d.Rule, Monitor: d.Monitor, Reply: d.Reply.String(),
-			IP: ip.Unmap().String(), Helo: pos[1], Evidence: d.Evidence,
-			DurationMS: float64(d.Duration.Microseconds()) / 1000,
-			DNSLookups: tally.Lookups.Load(), DNSHits: tally.Hits.Load(),
+		// The decision record the daemon would log, without the session's
+		// fields (port, queue id, stage).
+		r := record.FromDecision(d, ip)
+		r.Time = time.Now()
+		r.Mode = record.ModeEnforce
+		if d.Monitor {
+			r.Mode = record.ModeMonitorRule
+		} else if cfg.Mode == config.ModeMonitor {
+			r.Mode = record.ModeMonitor
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
+		r.DNSLookups, r.DNSCacheHits = tally.Lookups.Load(), tally.Hits.Load()
+		var out bytes.Buffer
+		if err := json.Indent(&out, r.AppendJSON(nil), "", "  "); err != nil {
+			fmt.Fprintf(stderr, "heloguard check: %v\n", err)
+			return exitFailed
+		}
+		out.WriteByte('\n')
+		_, _ = out.WriteTo(stdout)
 		return exitOK
 	}
-	explain(stdout, eng, ip.Unmap(), pos[1], d)
+	explain(stdout, ip.Unmap(), d)
 	fmt.Fprintf(stdout, "took %s, %d DNS lookups (%d answered from cache)\n",
 		d.Duration.Round(time.Millisecond/10), tally.Lookups.Load(), tally.Hits.Load())
 	return exitOK
@@ -89,8 +85,8 @@ func loadWithResolver(path string, stderr io.Writer) (*config.Config, *dnscache.
 }
 
 // explain prints a decision for a person: the evidence, the rule and why.
-func explain(w io.Writer, eng *policy.Engine, ip netip.Addr, helo string, d policy.Decision) {
-	shown := helo
+func explain(w io.Writer, ip netip.Addr, d policy.Decision) {
+	shown := d.Helo.Raw
 	if shown == "" {
 		shown = "(none sent)"
 	}
@@ -99,23 +95,13 @@ func explain(w io.Writer, eng *policy.Engine, ip netip.Addr, helo string, d poli
 		fmt.Fprintf(w, "%s is in trusted_networks: accepted without any DNS lookup\n", ip)
 		return
 	}
-	e := d.Evidence
-	rows := [][2]string{
-		{"iprev", string(e.IPRev) + "  " + iprevWords(e.IPRev)},
-		{"ptr", listOrNone(e.PTR)},
-		{"ptr_confirmed", listOrNone(e.PTRConfirmed)},
-		{"ptr_generic", fmt.Sprint(e.PTRGeneric)},
-		{"helo_form", string(e.HeloForm)},
-		{"helo_matches_ptr", fmt.Sprint(e.HeloMatchesPTR)},
-		{"helo_a_matches_ip", fmt.Sprint(e.HeloAMatchesIP)},
-		{"helo_literal_matches_ip", fmt.Sprint(e.HeloLiteralMatchesIP)},
-		{"helo_aligned", fmt.Sprint(e.HeloAligned) + alignWords(helo, e)},
-		{"spf_helo", string(e.SPFHelo)},
-		{"helo_is_local", fmt.Sprint(e.HeloIsLocal)},
-	}
 	fmt.Fprintln(w, "evidence:")
-	for _, r := range rows {
-		fmt.Fprintf(w, "  %-24s %s\n", r[0], r[1])
+	for _, f := range policy.Fields() {
+		v := f.String(&d.Evidence)
+		if f.Kind == policy.KindNames && v == "" {
+			v = "(none)"
+		}
+		fmt.Fprintf(w, "  %-24s %s%s\n", f.Name, policy.ClientText(v, 1000), fieldNote(f.Name, d))
 	}
 	fmt.Fprintln(w)
 	verdict := string(d.Action)
@@ -123,17 +109,38 @@ func explain(w io.Writer, eng *policy.Engine, ip netip.Addr, helo string, d poli
 		verdict += " (monitor: logged, not enforced)"
 	}
 	fmt.Fprintf(w, "decision: %s by rule %s\n", verdict, d.Rule)
-	for _, r := range eng.Rules() {
-		if r.Name == d.Rule {
-			fmt.Fprintf(w, "  because: %s  [%s]\n", r.Match.Describe(), r.Source)
-		}
-	}
-	if d.Rule == policy.RuleTimeout {
+	switch {
+	case d.Matched != nil:
+		fmt.Fprintf(w, "  because: %s  [%s]\n", d.Matched.Match.Describe(), d.Matched.Source)
+	case d.Rule == policy.RuleTimeout:
 		fmt.Fprintln(w, "  because: DNS did not answer within decision_timeout")
+	case d.Rule == policy.RuleNoMatch:
+		fmt.Fprintln(w, "  because: no rule matched")
 	}
 	if s := d.Reply.String(); s != "" {
 		fmt.Fprintf(w, "  reply: %s\n", s)
 	}
+}
+
+// fieldNote adds what makes a value readable: the words of an iprev result,
+// the organizational domains behind helo_aligned and ptr_spf.
+func fieldNote(name string, d policy.Decision) string {
+	e := d.Evidence
+	switch name {
+	case "iprev":
+		return "  " + iprevWords(e.IPRev)
+	case "helo_aligned":
+		if org, ok := policy.OrgDomain(d.Helo.Name); ok && d.Helo.Form == policy.HeloFQDN {
+			return "  (HELO organizational domain " + org + ")"
+		}
+	case "ptr_spf":
+		if len(e.PTRConfirmed) > 0 {
+			if org, ok := policy.OrgDomain(e.PTRConfirmed[0]); ok {
+				return "  (SPF of " + org + ")"
+			}
+		}
+	}
+	return ""
 }
 
 func iprevWords(r policy.IPRevResult) string {
@@ -148,20 +155,4 @@ func iprevWords(r policy.IPRevResult) string {
 		return "(DNS failed temporarily)"
 	}
 	return ""
-}
-
-func alignWords(helo string, e policy.Evidence) string {
-	h := policy.ParseHelo(helo)
-	org, ok := policy.OrgDomain(h.Name)
-	if h.Form != policy.HeloFQDN || !ok {
-		return ""
-	}
-	return "  (HELO organizational domain " + org + ")"
-}
-
-func listOrNone(l []string) string {
-	if len(l) == 0 {
-		return "(none)"
-	}
-	return strings.Join(l, ", ")
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
 )
 
 // The operator's commands, run in-process through run() against a DNS world on
@@ -83,9 +85,6 @@ func oneJSON(t *testing.T, s string) map[string]any {
 	return m
 }
 
-var evidenceFields = []string{"iprev", "ptr", "ptr_confirmed", "ptr_generic", "helo_form", "helo_matches_ptr",
-	"helo_a_matches_ip", "helo_literal_matches_ip", "helo_aligned", "spf_helo", "helo_is_local"}
-
 func TestCheckJSON(t *testing.T) {
 	e := newEnv(t, "")
 	tests := []struct {
@@ -137,10 +136,14 @@ func TestCheckJSON(t *testing.T) {
 			if !ok {
 				t.Fatalf("evidence = %v", m["evidence"])
 			}
-			for _, f := range evidenceFields {
-				if _, ok := ev[f]; !ok {
-					t.Errorf("evidence has no %s: %v", f, ev)
+			for _, f := range policy.Fields() {
+				if _, ok := ev[f.Name]; !ok {
+					t.Errorf("evidence has no %s: %v", f.Name, ev)
 				}
+			}
+			// check --json prints a decision record.
+			if r, err := record.Parse([]byte(out)); err != nil || string(r.Action) != tc.action || len(r.Missing) > 0 {
+				t.Errorf("not a decision record: %v, %+v", err, r)
 			}
 			for k, want := range tc.ev {
 				if got, _ := json.Marshal(ev[k]); string(got) != mustJSON(want) {
@@ -148,8 +151,8 @@ func TestCheckJSON(t *testing.T) {
 				}
 			}
 			if strings.Contains(tc.args[len(tc.args)-1], "ffff") || tc.name == "IPv4-mapped" {
-				if m["ip"] != "192.0.2.25" {
-					t.Errorf("ip %v, want the unmapped address", m["ip"])
+				if m["client_ip"] != "192.0.2.25" {
+					t.Errorf("client_ip %v, want the unmapped address", m["client_ip"])
 				}
 			}
 		})
@@ -315,10 +318,10 @@ func TestTestErrors(t *testing.T) {
 func TestValidate(t *testing.T) {
 	e := newEnv(t, "")
 	code, out, errs := runCmd("validate", "--config", e.cfg)
-	if code != 0 || !strings.Contains(out, e.cfg+": ok (15 rules") {
+	if code != 0 || !strings.Contains(out, e.cfg+": ok (16 rules") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, _ := runCmd("validate"); code != 0 || !strings.Contains(out, "built-in defaults: ok (15 rules, listen [inet:127.0.0.1:8894], mode enforce, reject at rcpt)") {
+	if code, out, _ := runCmd("validate"); code != 0 || !strings.Contains(out, "built-in defaults: ok (16 rules, listen [inet:127.0.0.1:8894], mode enforce, reject at rcpt)") {
 		t.Errorf("defaults: exit %d %s", code, out)
 	}
 	if code, out, _ := runCmd("validate", e.cfg); code != 0 || !strings.Contains(out, ": ok") {
@@ -385,13 +388,14 @@ func TestReplay(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
+	counts := "2 decisions replayed, 1 would change\n1 lines not replayed: not a decision record\n1 lines not replayed: trusted: no evidence\n1 lines not replayed: unreadable\n"
 	if !strings.Contains(out, `line 1 2026-11-22T10:00:00Z 192.0.2.66 HELO "mail.one-to-one.example": reject (helo-spf-fail) -> tempfail (helo-spf-fail)`) ||
-		!strings.HasSuffix(out, "2 decisions replayed, 1 would change\n") {
+		!strings.HasSuffix(out, counts) {
 		t.Errorf("output:\n%s", out)
 	}
 	// The same rules as logged: nothing changes.
 	code, out, _ = runCmd("replay", logPath)
-	if code != 0 || out != "2 decisions replayed, 0 would change\n" {
+	if code != 0 || out != strings.Replace(counts, "1 would change", "0 would change", 1) {
 		t.Errorf("built-in rules: exit %d\n%s", code, out)
 	}
 	// Flags after the file.
@@ -423,7 +427,7 @@ func TestReplayEarlyAndTimeout(t *testing.T) {
 	}, "\n") + "\n"
 	logPath := e.write(t, "decisions.log", log)
 	code, out, errs := runCmd("replay", logPath)
-	if code != 0 || !strings.HasSuffix(out, "3 decisions replayed, 0 would change; 1 skipped (decision-timeout: the evidence is incomplete)\n") || strings.Contains(out, "->") {
+	if code != 0 || !strings.HasSuffix(out, "3 decisions replayed, 0 would change\n1 lines not replayed: decision-timeout: the evidence is incomplete\n") || strings.Contains(out, "->") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
 	// With rules that differ, the connect decision is re-decided at connect.

@@ -2,29 +2,18 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
 )
-
-// logLine is the part of a decision log line that replay needs.
-type logLine struct {
-	Msg      string          `json:"msg"`
-	Time     string          `json:"time"`
-	ClientIP string          `json:"client_ip"`
-	Helo     string          `json:"helo"`
-	Rule     string          `json:"rule"`
-	Action   policy.Action   `json:"action"`
-	Trusted  bool            `json:"trusted"`
-	Stage    string          `json:"stage"`      // where a refusal was delivered
-	Decided  string          `json:"decided_at"` // "connect": decided from reverse DNS alone, before any HELO
-	Evidence policy.Evidence `json:"evidence"`
-}
 
 func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("replay", "replay [--config FILE] LOG", stderr)
@@ -51,39 +40,45 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	eng := policy.New(cfg.PolicyOptions(nil)) // Judge needs no DNS
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	total, changed, skipped, lineNo := 0, 0, 0, 0
+	total, changed, undetermined, lineNo := 0, 0, 0, 0
+	skipped := map[string]int{} // why a line was not re-judged
 	for sc.Scan() {
 		lineNo++
-		var l logLine
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "decision" || l.Trusted {
+		l, err := record.Parse(sc.Bytes())
+		switch {
+		case errors.Is(err, record.ErrNotDecision):
+			skipped["not a decision record"]++
 			continue
-		}
-		ip, err := netip.ParseAddr(l.ClientIP)
-		if err != nil {
+		case err != nil:
+			skipped["unreadable"]++
 			continue
-		}
-		if l.Rule == policy.RuleTimeout { // the evidence was never completed
-			skipped++
+		case l.Trusted:
+			skipped["trusted: no evidence"]++
+			continue
+		case l.Rule == policy.RuleTimeout: // the evidence was never completed
+			skipped[policy.RuleTimeout+": the evidence is incomplete"]++
+			continue
+		case !l.ClientIP.IsValid():
+			skipped["no client address"]++
 			continue
 		}
 		total++
-		var d policy.Decision
-		if l.Decided == "connect" || l.Stage == "connect" {
-			// Decided at connect from reverse DNS alone (reject_at: connect):
-			// re-decide it the same way, not as a client that sent no HELO.
-			var ok bool
-			d, ok = eng.JudgeEarly(ip, policy.Reverse{IPRev: l.Evidence.IPRev, Names: l.Evidence.PTR, Confirmed: l.Evidence.PTRConfirmed})
-			if !ok {
-				changed++
-				fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> undecided at connect (waits for the HELO)\n", lineNo, l.Time, ip, l.Helo, l.Action, l.Rule)
-				continue
-			}
-		} else {
-			d = eng.Judge(ip, policy.ParseHelo(l.Helo), l.Evidence)
+		ip := l.ClientIP
+		d, early, known := judge(eng, l)
+		if !known {
+			undetermined++
+			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> depends on %s, which the record lacks (logged before it existed)\n",
+				lineNo, l.Time.Format(time.RFC3339), ip, l.Helo, l.Action, l.Rule, strings.Join(l.Missing, ", "))
+			continue
+		}
+		if early && d.Rule == "" {
+			changed++
+			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> undecided at connect (waits for the HELO)\n", lineNo, l.Time.Format(time.RFC3339), ip, l.Helo, l.Action, l.Rule)
+			continue
 		}
 		if d.Action != l.Action || d.Rule != l.Rule {
 			changed++
-			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> %s (%s)\n", lineNo, l.Time, ip, l.Helo, l.Action, l.Rule, d.Action, d.Rule)
+			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> %s (%s)\n", lineNo, l.Time.Format(time.RFC3339), ip, l.Helo, l.Action, l.Rule, d.Action, d.Rule)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -91,9 +86,68 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "%d decisions replayed, %d would change", total, changed)
-	if skipped > 0 {
-		fmt.Fprintf(stdout, "; %d skipped (%s: the evidence is incomplete)", skipped, policy.RuleTimeout)
+	if undetermined > 0 {
+		fmt.Fprintf(stdout, ", %d undetermined (evidence missing from the record)", undetermined)
 	}
 	fmt.Fprintln(stdout)
+	reasons := make([]string, 0, len(skipped))
+	for why := range skipped {
+		reasons = append(reasons, why)
+	}
+	sort.Strings(reasons)
+	for _, why := range reasons {
+		fmt.Fprintf(stdout, "%d lines not replayed: %s\n", skipped[why], why)
+	}
 	return exitOK
+}
+
+// judge re-decides a record: at connect from reverse DNS alone if it was
+// decided there (early; Rule "" = the rules now wait for the HELO), else with
+// the HELO. Evidence fields the record lacks (it was written before they
+// existed) are tried with every value they can take: when the outcome depends
+// on them, known is false. Nothing is guessed.
+func judge(eng *policy.Engine, l record.Record) (d policy.Decision, early, known bool) {
+	early = l.DecidedAt == "connect" || l.Stage == "connect"
+	one := func(ev policy.Evidence) policy.Decision {
+		if early {
+			d, ok := eng.JudgeEarly(l.ClientIP, policy.Reverse{IPRev: ev.IPRev, Names: ev.PTR, Confirmed: ev.PTRConfirmed, PTRSPF: ev.PTRSPF})
+			if !ok {
+				return policy.Decision{}
+			}
+			return d
+		}
+		return eng.Judge(l.ClientIP, policy.ParseHelo(l.Helo), ev)
+	}
+	variants := []policy.Evidence{l.Evidence}
+	for _, name := range l.Missing {
+		f, ok := policy.FieldByName(name)
+		if !ok || !f.Match {
+			continue
+		}
+		values := f.Values
+		if f.Kind == policy.KindBool {
+			values = []string{"false", "true"}
+		}
+		var next []policy.Evidence
+		for _, ev := range variants {
+			for _, v := range values {
+				ev := ev
+				switch p := f.Ref(&ev).(type) {
+				case *string:
+					*p = v
+				case *bool:
+					*p = v == "true"
+				}
+				next = append(next, ev)
+			}
+		}
+		variants = next
+	}
+	d = one(variants[0])
+	for _, ev := range variants[1:] {
+		if o := one(ev); o.Rule != d.Rule || o.Action != d.Action {
+			return d, early, false
+		}
+	}
+	return d, early, true
 }

@@ -30,7 +30,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	ops := slog.New(slog.NewTextHandler(stderr, nil)) // operational messages
+	// Operational messages are JSON, like the decision records that share
+	// stderr by default: one format on a stream.
+	ops := slog.New(slog.NewJSONHandler(stderr, nil))
 	// Catch signals before anything else: a reload or log rotation that comes
 	// while we start must not kill the daemon with the default action.
 	sigs := make(chan os.Signal, 4)
@@ -45,7 +47,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heloguard: log: %v\n", err)
 		return exitUsage
 	}
-	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, slog.New(slog.NewJSONHandler(logw, nil)))
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, logw, ops)
 	for _, spec := range cfg.Listen {
 		addr, err := srv.Listen(spec)
 		if err != nil {

@@ -177,11 +177,19 @@ func check(c Case, d policy.Decision) []string {
 	return probs
 }
 
-// evidenceMap is the evidence as its JSON field names see it.
+// evidenceMap is the evidence by field name, as the decision record has it.
 func evidenceMap(ev policy.Evidence) map[string]any {
-	data, _ := json.Marshal(ev)
 	m := map[string]any{}
-	_ = json.Unmarshal(data, &m)
+	for _, f := range policy.Fields() {
+		switch v := f.Ref(&ev).(type) {
+		case *string:
+			m[f.Name] = *v
+		case *bool:
+			m[f.Name] = *v
+		case *[]string:
+			m[f.Name] = *v
+		}
+	}
 	return m
 }
 
