@@ -16,8 +16,8 @@ import (
 	"github.com/heloguard/heloguard/policy"
 )
 
-// builtinOrder is the built-in rule set in the order of DESIGN.md's table
-// ("Built-in default rules", rows 3 to 17; trusted and allowlist come from
+// builtinOrder is the built-in rule set in the order of the README's table of
+// rules ("How it decides", rows 3 to 17; trusted and allowlist come from
 // trusted_networks and allowlist).
 var builtinOrder = []string{
 	"helo-impersonates-us",
@@ -119,7 +119,7 @@ func TestDefaults(t *testing.T) {
 }
 
 // TestBuiltinReplies pins the action and reply code of each built-in rule to
-// DESIGN.md's table.
+// the README's table of rules ("How it decides").
 func TestBuiltinReplies(t *testing.T) {
 	want := map[string]struct {
 		action   policy.Action
