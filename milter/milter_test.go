@@ -23,10 +23,11 @@ import (
 	"github.com/heloguard/heloguard/policy/scenario"
 )
 
-// world serves the shared Office 365 scenario world, plus an IPv6 sender.
+// world serves the Office 365 scenario world (the in-repo copy in
+// policy/scenario/testdata), plus an IPv6 sender.
 func world(t testing.TB) *dnstest.Server {
 	t.Helper()
-	f, err := scenario.Load("../../shared/scenarios/seed-office365.yaml")
+	f, err := scenario.Load("../policy/scenario/testdata/seed-office365.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func benchDecideWarm(b *testing.B, evcacheSize int) {
 		{"one-to-one", "192.0.2.25", "mail.one-to-one.example"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			f, err := scenario.Load("../../shared/scenarios/seed-office365.yaml")
+			f, err := scenario.Load(seedScenario)
 			if err != nil {
 				b.Fatal(err)
 			}

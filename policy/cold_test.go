@@ -15,9 +15,12 @@ import (
 	"github.com/miekg/dns"
 )
 
+// seedScenario is the Office 365 scenario world, kept in the repository.
+const seedScenario = "scenario/testdata/seed-office365.yaml"
+
 func office365World(t testing.TB) *dnstest.Server {
 	t.Helper()
-	f, err := scenario.Load("../../shared/scenarios/seed-office365.yaml")
+	f, err := scenario.Load(seedScenario)
 	if err != nil {
 		t.Fatal(err)
 	}

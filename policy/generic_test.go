@@ -14,7 +14,7 @@ func TestIsGenericPTR(t *testing.T) {
 		tokens []string
 		want   bool
 	}{
-		// The seed scenarios and the examples of DESIGN.md.
+		// The PTR names of the seed scenarios, and a near miss.
 		{"c-198-0-10-20.hsd1.ca.cable-isp.example", "198.0.10.20", defaults, true},
 		{"c-198-0-10-20.hsd1.ca.cable-isp.example.", "198.0.10.20", defaults, true},
 		{"c-198-0-10-20.hsd1.ca.cable-isp.example", "::ffff:198.0.10.20", defaults, true}, // mapped: IPv4 rules

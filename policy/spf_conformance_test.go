@@ -22,9 +22,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// conformanceDir holds the shared SPF test suites (CI clones shared/ beside
-// the repository).
-const conformanceDir = "../../shared/conformance"
+// conformanceDir holds the RFC 7208 and pyspf SPF test suites with their
+// licences (see its README.md).
+const conformanceDir = "testdata/conformance"
 
 // TestSPFConformance runs the RFC 7208 and pyspf suites over real DNS: each
 // scenario's zonedata is served by dnstest and every test goes through a fresh

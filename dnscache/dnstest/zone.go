@@ -6,6 +6,19 @@
 // and EDNS0 honoured (UDP answers larger than the client's advertised size are
 // truncated with TC set).
 //
+// Details a client may depend on:
+//   - The SOA of a negative answer is the closest enclosing SOA added to the
+//     zone, served as stored (its own TTL and MINIMUM, so tests can make them
+//     differ); without one, an SOA is synthesized at the name's top-level label
+//     with TTL = MINIMUM = the SetNegativeTTL value.
+//   - A CNAME loop is answered NOERROR with the chain up to and including the
+//     CNAME that closes the loop, as Unbound does: the client must detect the
+//     loop. A chain that does not end within 16 names is answered SERVFAIL.
+//   - A message whose opcode is not QUERY, that has QR set or that does not
+//     hold exactly one question gets FORMERR; a class other than IN gets
+//     NOTIMP. Replies to
+//     EDNS0 queries carry an OPT record advertising 1232 bytes.
+//
 // It is not a test-only package: it does not import testing.
 package dnstest
 
@@ -59,7 +72,8 @@ func NewZone() *Zone {
 }
 
 // AddRR adds one record in zone-file syntax with an absolute owner name, for
-// example "mail.example. 300 IN A 192.0.2.1".
+// example "mail.example. 300 IN A 192.0.2.1". A blank line or a comment adds
+// nothing.
 func (z *Zone) AddRR(line string) error {
 	rr, err := dns.NewRR(line)
 	if err != nil {
@@ -83,7 +97,8 @@ func (z *Zone) AddRRs(rr ...dns.RR) {
 }
 
 // AddFault makes queries for name and qtype fail with f. qtype dns.TypeANY
-// means every type of that name.
+// means every type of that name that has no fault of its own. A fault applies
+// to the query name only, not to names reached through a CNAME.
 func (z *Zone) AddFault(name string, qtype uint16, f Fault) {
 	z.mu.Lock()
 	defer z.mu.Unlock()

@@ -72,7 +72,7 @@ func RequireRoot(t testing.TB, why string) {
 
 // ScenarioFile is the shared scenario world, relative to a package directory
 // under deploy/ (CI clones the repository with shared/ beside it).
-const ScenarioFile = "../../../shared/scenarios/seed-office365.yaml"
+const ScenarioFile = "../../policy/scenario/testdata/seed-office365.yaml"
 
 // StartDNS loads the scenario file and serves its world on 127.0.0.1, with
 // extra records (zone-file lines, absolute names) added to it.
