@@ -26,13 +26,16 @@ func BenchmarkDecideWarm(b *testing.B) {
 }
 
 func benchDecideWarm(b *testing.B, evcacheSize int) {
-	for _, c := range []struct{ name, ip, helo string }{
-		{"office365-generic-helo", "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com"},
-		{"forger", "192.0.2.66", "NAM02-BL2-obe.outbound.protection.outlook.com"},
-		{"one-to-one", "192.0.2.25", "mail.one-to-one.example"},
+	const esp = "scenario/testdata/esp-ip-shaped.yaml"
+	for _, c := range []struct{ name, file, ip, helo string }{
+		{"office365-generic-helo", seedScenario, "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com"},
+		{"forger", seedScenario, "192.0.2.66", "NAM02-BL2-obe.outbound.protection.outlook.com"},
+		{"one-to-one", seedScenario, "192.0.2.25", "mail.one-to-one.example"},
+		{"sparkpost-ip-shaped", esp, "156.70.34.223", "mta-70-34-223.sparkpostmail.com"},
+		{"cable-modem", esp, "73.10.20.30", "c-73-10-20-30.hsd1.ca.comcast.example"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			f, err := scenario.Load(seedScenario)
+			f, err := scenario.Load(c.file)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -104,3 +104,44 @@ func BenchmarkColdOffice365(b *testing.B) {
 	b.ReportMetric(float64(total)/float64(b.N)/float64(rtt), "round-trips-after-helo")
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-after-helo")
 }
+
+// BenchmarkColdNoHeadStart measures a cold decision when the reverse lookups
+// get no head start (a client that says EHLO at once, or `heloguard check`):
+// everything from the first query, against a DNS server that takes 20 ms per
+// answer, in round trips.
+func BenchmarkColdNoHeadStart(b *testing.B) {
+	for _, c := range []struct{ name, file, ip, helo, rule string }{
+		{"office365", seedScenario, "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com", "generic-helo"},
+		{"sparkpost", "scenario/testdata/esp-ip-shaped.yaml", "156.70.34.223", "mta-70-34-223.sparkpostmail.com", "helo-equals-ptr"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			const rtt = 20 * time.Millisecond
+			f, err := scenario.Load(c.file)
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := f.Serve()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			srv.SetDelay(rtt)
+			ip := netip.MustParseAddr(c.ip)
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				res, err := dnscache.New(dnscache.Config{Servers: []string{srv.Addr}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				eng := policy.New(config.Default().PolicyOptions(res))
+				start := time.Now()
+				d := eng.Evaluate(context.Background(), ip, c.helo)
+				total += time.Since(start)
+				if d.Rule != c.rule {
+					b.Fatalf("rule %s, want %s", d.Rule, c.rule)
+				}
+			}
+			b.ReportMetric(float64(total)/float64(b.N)/float64(rtt), "round-trips")
+		})
+	}
+}

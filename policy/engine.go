@@ -110,12 +110,6 @@ func (e *Engine) StartReverse(ctx context.Context, ip netip.Addr) *PendingRevers
 	}
 	go func() {
 		p.rev = LookupReverse(ctx, e.opt.Resolver, ip)
-		// ptr_spf depends on the IP alone: it runs here, overlapping the
-		// client's greeting and HELO, and every HELO of the connection reuses it.
-		p.rev.PTRSPF = SPFNone
-		if len(p.rev.Confirmed) > 0 {
-			p.rev.PTRSPF = CheckPTRDomain(ctx, e.opt.Resolver, ip, p.rev.Confirmed[0])
-		}
 		close(p.done)
 	}()
 	return p

@@ -17,15 +17,39 @@ type Reverse struct {
 	IPRev     IPRevResult
 	Names     []string // PTR names, lowercased, no trailing dot
 	Confirmed []string // the names whose A/AAAA records hold the IP, in answer order
-	// PTRSPF is ptr_spf (CheckPTRDomain of the first confirmed name); the
-	// engine fills it after LookupReverse, "" until then.
-	PTRSPF SPFResult
+	PTRSPF    SPFResult // ptr_spf: CheckPTRDomain of the first confirmed name; none without one
 }
 
 // LookupReverse computes RFC 8601 iprev for ip: PTR names, each forward-resolved
-// concurrently (at most maxPTRNames), CNAMEs followed by the resolver (RFC 2317).
+// concurrently (at most maxPTRNames), CNAMEs followed by the resolver (RFC 2317);
+// and ptr_spf. The SPF check of the first PTR name's domain starts as soon as
+// the PTR answer is in, beside the forward lookups: the first name is the
+// confirmed one nearly always, so ptr_spf costs no round trip of its own.
 func LookupReverse(ctx context.Context, r Resolver, ip netip.Addr) Reverse {
 	ip = ip.Unmap()
+	var first string
+	var spf chan SPFResult
+	rev := lookupIPRev(ctx, r, ip, func(name string) {
+		first, spf = name, make(chan SPFResult, 1)
+		go func() { spf <- CheckPTRDomain(ctx, r, ip, name) }()
+	})
+	switch {
+	case len(rev.Confirmed) == 0:
+		rev.PTRSPF = SPFNone
+	case rev.Confirmed[0] == first:
+		rev.PTRSPF = <-spf
+	default:
+		rev.PTRSPF = CheckPTRDomain(ctx, r, ip, rev.Confirmed[0])
+	}
+	// A check started for a name that was not confirmed is not waited for
+	// (its domain may be a forger's, and slow): it ends on its own, within
+	// ctx and the SPF time limit, into its buffered channel.
+	return rev
+}
+
+// lookupIPRev is the iprev part of LookupReverse; started is called with the
+// first PTR name once the PTR answer is in.
+func lookupIPRev(ctx context.Context, r Resolver, ip netip.Addr, started func(first string)) Reverse {
 	names, err := r.LookupPTR(ctx, ip)
 	if err != nil {
 		if isNotFound(err) {
@@ -38,6 +62,7 @@ func LookupReverse(ctx context.Context, r Resolver, ip netip.Addr) Reverse {
 		rev.IPRev = IPRevPermError
 		return rev
 	}
+	started(rev.Names[0])
 	check := rev.Names
 	if len(check) > maxPTRNames {
 		check = check[:maxPTRNames]
