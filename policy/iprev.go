@@ -15,8 +15,8 @@ const maxPTRNames = 10
 // the milter starts it at connect and every HELO on the connection reuses it.
 type Reverse struct {
 	IPRev     IPRevResult
-	Names     []string // PTR names, lowercased, no trailing dot
-	Confirmed []string // the names whose A/AAAA records hold the IP, in answer order
+	Names     []string  // PTR names, lowercased, no trailing dot
+	Confirmed []string  // the names whose A/AAAA records hold the IP, in answer order
 	PTRSPF    SPFResult // ptr_spf: CheckPTRDomain of the first confirmed name; none without one
 }
 
