@@ -34,7 +34,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "heloguard test: %v\n", err)
 			return exitUsage
 		}
-		results, err := f.Run(context.Background(), cfg)
+		results, err := f.Run(context.Background(), cfg.PolicyOptions(nil))
 		if err != nil {
 			fmt.Fprintf(stderr, "heloguard test: %v\n", err)
 			return exitUsage

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy"
@@ -120,22 +119,20 @@ type Result struct {
 	Problems []string // empty when the case passed
 }
 
-// Run serves the world on loopback and decides every case with cfg's rules
-// (cfg nil = built-in defaults). local_names come from the file.
-func (f *File) Run(ctx context.Context, cfg *config.Config) ([]Result, error) {
+// Run serves the world on loopback and decides every case with an engine built
+// from opt (the caller's config: rules, trusted networks, generic tokens), its
+// Resolver replaced by one that reads the world. local_names come from the file.
+func (f *File) Run(ctx context.Context, opt policy.Options) ([]Result, error) {
 	srv, err := f.Serve()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	if cfg == nil {
-		cfg = config.Default()
-	}
 	res, err := dnscache.New(dnscache.Config{Servers: []string{srv.Addr}, Timeout: 500 * time.Millisecond, Attempts: 2})
 	if err != nil {
 		return nil, err
 	}
-	opt := cfg.PolicyOptions(res)
+	opt.Resolver = res
 	opt.LocalNames = defaultLocalNames
 	if f.LocalNames != nil {
 		opt.LocalNames = f.LocalNames

@@ -4,6 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+
+	"github.com/heloguard/heloguard/config"
 )
 
 // TestScenarios runs every scenario file the project is held to: the copies
@@ -23,7 +25,7 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			results, err := f.Run(context.Background(), nil)
+			results, err := f.Run(context.Background(), config.Default().PolicyOptions(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
