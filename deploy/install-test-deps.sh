@@ -21,7 +21,10 @@
 # Idempotent: installed packages are left alone. Exits non-zero on failure.
 set -eu
 
-packages="postfix swaks miltertest"
+# swaks only Recommends libio-socket-inet6-perl, and the install runs with
+# --no-install-recommends: without it `swaks -6` (the Sendmail test's IPv6
+# client) fails with "IPv6 not available: requires IO::Socket::INET6".
+packages="postfix swaks libio-socket-inet6-perl miltertest"
 # For the extracted Sendmail: libwrap0 (sendmail links it), liblockfile1
 # (mail.local), m4 (sendmail.cf). Its other libraries come with the base system.
 sendmail_libs="m4 libwrap0 liblockfile1"
