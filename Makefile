@@ -2,13 +2,15 @@
 #
 #   make            build ./heloguard
 #   make test       install the test dependencies (Debian: Postfix, swaks,
-#                   miltertest; needs root) and run every test, end to end included
-#   make check      the same tests without installing anything
+#                   miltertest, an unpacked Sendmail; needs root), verify them
+#                   and run every test, end to end included
+#   make check      the same tests without installing anything (the dependencies
+#                   are still verified, so a missing one is a setup error)
 #   make bench      the benchmarks reported in BENCHMARKS.md
 
 GO ?= go
 
-.PHONY: all build test check deps lint bench fuzz
+.PHONY: all build test check deps verify-deps lint bench fuzz
 
 all: build
 
@@ -18,6 +20,9 @@ build:
 deps:
 	./deploy/install-test-deps.sh
 
+verify-deps:
+	./deploy/install-test-deps.sh --verify
+
 test: deps check
 
 # The scenario files kept in the repository; when ../shared/scenarios is checked
@@ -25,7 +30,7 @@ test: deps check
 # added there is checked before it is copied in.
 SCENARIOS = $(wildcard policy/scenario/testdata/*.yaml)
 
-check: lint
+check: verify-deps lint
 	HELOGUARD_E2E=1 $(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) run ./cmd/heloguard test $(SCENARIOS)
 	@if [ -d ../shared/scenarios ]; then \
