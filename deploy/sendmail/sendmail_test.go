@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/heloguard/heloguard/deploy/internal/e2e"
+	"github.com/heloguard/heloguard/policy"
 )
 
 const (
@@ -121,7 +122,7 @@ func sendmailReply(t *testing.T, policyReply, rcpt string) string {
 }
 
 // checkDecision waits for the session's one decision log line and checks it.
-func (w *world) checkDecision(t *testing.T, c client, exp e2e.Expected, stage, queueID string) e2e.Decision {
+func (w *world) checkDecision(t *testing.T, c client, exp e2e.Expected, stage, queueID string) *e2e.Decision {
 	t.Helper()
 	ds, raw := w.hg.WaitDecision(t, c.ip, c.port)
 	if len(ds) != 1 {
@@ -132,28 +133,28 @@ func (w *world) checkDecision(t *testing.T, c client, exp e2e.Expected, stage, q
 		}
 	}
 	d := ds[0]
-	check := func(field, want string) {
+	check := func(field, got, want string) {
 		t.Helper()
-		if got := d.Str(field); got != want {
+		if got != want {
 			t.Errorf("decision log %s = %q, want %q\n%s", field, got, want, raw[0])
 		}
 	}
-	check("client_ip", c.ip)
-	check("helo", c.helo)
-	check("rule", exp.Rule)
-	check("action", exp.Action)
-	check("stage", stage)
-	check("mode", "enforce")
+	check("client_ip", d.ClientIP.String(), c.ip)
+	check("helo", d.Helo, c.helo)
+	check("rule", d.Rule, exp.Rule)
+	check("action", string(d.Action), string(exp.Action))
+	check("stage", d.Stage, stage)
+	check("mode", d.Mode, "enforce")
 	if stage != "" {
-		check("reply", exp.Reply)
+		check("reply", d.Reply, exp.Reply)
 	}
 	if queueID != "" {
-		check("queue_id", queueID)
+		check("queue_id", d.QueueID, queueID)
 	}
-	if !d.Has("evidence.iprev") {
+	if d.Evidence.IPRev == "" {
 		t.Errorf("decision log line has no evidence.iprev (is the client trusted?): %s", raw[0])
 	}
-	return d
+	return &d
 }
 
 // accepted: a forward-confirmed client with a matching HELO gets 250 at RCPT
@@ -222,8 +223,8 @@ func (w *world) forgerRefused(t *testing.T) {
 		t.Errorf("DATA was accepted (%q) after the only recipient was refused", r)
 	}
 	d := w.checkDecision(t, c, exp, "rcpt", "")
-	if d != nil && d.Str("evidence.spf_helo") != "fail" {
-		t.Errorf("decision log evidence.spf_helo = %q, want fail", d.Str("evidence.spf_helo"))
+	if d != nil && d.Evidence.SPFHelo != policy.SPFFail {
+		t.Errorf("decision log evidence.spf_helo = %q, want fail", d.Evidence.SPFHelo)
 	}
 }
 
@@ -244,8 +245,8 @@ func (w *world) postmasterExempt(t *testing.T) {
 		t.Fatalf("end of data got %q, want 250\n%s", s.Reply("."), s.Out)
 	}
 	d := w.checkDecision(t, c, exp, "rcpt", s.QueueID(queuedRE))
-	if d != nil && !strings.Contains(d.Str("exemption"), "postmaster") {
-		t.Errorf("decision log exemption = %q, want it to name postmaster", d.Str("exemption"))
+	if d != nil && !strings.Contains(d.Exemption, "postmaster") {
+		t.Errorf("decision log exemption = %q, want it to name postmaster", d.Exemption)
 	}
 	ms := w.unix.waitDelivered(t, c.id(), 1)
 	if len(ms) == 0 {
@@ -277,8 +278,8 @@ func (w *world) ipv6Client(t *testing.T) {
 		t.Fatalf("end of data got %q, want 250\n%s", s.Reply("."), s.Out)
 	}
 	d := w.checkDecision(t, c, exp, "", s.QueueID(queuedRE))
-	if d != nil && d.Str("evidence.iprev") != "pass" {
-		t.Errorf("decision log evidence.iprev = %q, want pass", d.Str("evidence.iprev"))
+	if d != nil && d.Evidence.IPRev != policy.IPRevPass {
+		t.Errorf("decision log evidence.iprev = %q, want pass", d.Evidence.IPRev)
 	}
 	if ms := w.unix.waitDelivered(t, c.id(), 1); len(ms) > 0 {
 		ours, _ := ms[0].AuthResults()
@@ -312,7 +313,7 @@ func (w *world) tcpTiming(t *testing.T) {
 				unixT = append(unixT, s.Elapsed)
 			}
 			if d != nil {
-				t.Logf("%s socket: session %v, heloguard decision %v ms", sm.name, s.Elapsed.Round(time.Millisecond), d.Get("duration_ms"))
+				t.Logf("%s socket: session %v, heloguard decision %v ms", sm.name, s.Elapsed.Round(time.Millisecond), d.DurationMS)
 			}
 			if s.Elapsed > 2*time.Second {
 				t.Errorf("%s socket: a full SMTP session took %v, want < 2s (Nagle and delayed ACKs?)", sm.name, s.Elapsed)
@@ -342,7 +343,7 @@ func minDur(ds []time.Duration) time.Duration {
 func (w *world) decisionLog(t *testing.T) {
 	all, raw := w.hg.CheckOnePerRun(t, w.runs, "%s port %d")
 	for i, d := range all {
-		if d.Str("client_ip") == "::1" {
+		if d.ClientIP.String() == "::1" {
 			t.Logf("IPv6 decision line: %s", raw[i])
 		}
 	}

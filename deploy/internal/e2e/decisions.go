@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,54 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heloguard/heloguard/policy/record"
 )
 
-// Decision is one decision log line.
-type Decision map[string]any
+// Decision is one decision log line, as the daemon's decision record.
+type Decision = record.Record
 
-// Str returns a string field ("" if absent); dotted names reach into objects.
-func (d Decision) Str(name string) string {
-	v := d.Get(name)
-	if v == nil {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
-}
-
-// Get returns a field; "evidence.iprev" reaches into evidence.
-func (d Decision) Get(name string) any {
-	var cur any = map[string]any(d)
-	for _, part := range strings.Split(name, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = m[part]
-	}
-	return cur
-}
-
-// Has reports whether a field is present (even if empty or false).
-func (d Decision) Has(name string) bool {
-	parts := strings.Split(name, ".")
-	var cur any = map[string]any(d)
-	for _, part := range parts {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return false
-		}
-		if cur, ok = m[part]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// Decisions parses the decision log; lines that are not JSON objects with
-// msg "decision" are returned in bad.
+// Decisions parses the decision log; lines that are not decision records, or
+// lack an evidence field, are returned in bad.
 func (d *Daemon) Decisions() (decisions []Decision, raw []string, bad []string) {
 	b, _ := os.ReadFile(d.LogPath)
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -68,12 +28,12 @@ func (d *Daemon) Decisions() (decisions []Decision, raw []string, bad []string) 
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil || m["msg"] != "decision" {
+		r, err := record.Parse([]byte(line))
+		if err != nil || len(r.Missing) > 0 || r.V != record.Version {
 			bad = append(bad, line)
 			continue
 		}
-		decisions = append(decisions, Decision(m))
+		decisions = append(decisions, r)
 		raw = append(raw, line)
 	}
 	return
@@ -83,7 +43,7 @@ func (d *Daemon) Decisions() (decisions []Decision, raw []string, bad []string) 
 func (d *Daemon) DecisionsFor(ip string, port int) (out []Decision, raw []string) {
 	all, lines, _ := d.Decisions()
 	for i, x := range all {
-		if x.Str("client_ip") == ip && x.Str("client_port") == fmt.Sprint(port) {
+		if x.ClientIP.String() == ip && x.ClientPort == port {
 			out, raw = append(out, x), append(raw, lines[i])
 		}
 	}
@@ -104,14 +64,9 @@ func (d *Daemon) WaitDecision(t testing.TB, ip string, port int) ([]Decision, []
 	return out, raw
 }
 
-// Expected is what `heloguard check --json` computes for a client.
-type Expected struct {
-	Action   string         `json:"action"`
-	Rule     string         `json:"rule"`
-	Reply    string         `json:"reply"`
-	Monitor  bool           `json:"monitor"`
-	Evidence map[string]any `json:"evidence"`
-}
+// Expected is what `heloguard check --json` computes for a client: the
+// decision record without the session's fields.
+type Expected = record.Record
 
 // Check runs `heloguard check --json` with the daemon's config file, which
 // resolves through the same dnstest server: the policy's own answer, to compare
@@ -129,9 +84,22 @@ func (d *Daemon) Check(t testing.TB, ip, helo string) Expected {
 			t.Fatalf("heloguard check %s %q: %v\n%s", ip, helo, err, stderr.String())
 		}
 	}
-	var e Expected
-	if err := json.Unmarshal(out, &e); err != nil {
+	e, err := record.Parse(out)
+	if err != nil {
 		t.Fatalf("heloguard check --json %s %q: %v\n%s", ip, helo, err, out)
 	}
 	return e
+}
+
+// ValueText writes a scenario's expected evidence value (as YAML decoded it)
+// the way policy.Field.String writes the value it is compared with.
+func ValueText(v any) string {
+	if l, ok := v.([]any); ok {
+		parts := make([]string, len(l))
+		for i, x := range l {
+			parts[i] = fmt.Sprint(x)
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprint(v)
 }

@@ -26,7 +26,7 @@ func (d *Daemon) CheckOnePerRun(t testing.TB, runs []Run, addrFormat string) (al
 	for _, r := range runs {
 		n := 0
 		for _, x := range all {
-			if x.Str("client_ip") == r.IP && x.Str("client_port") == fmt.Sprint(r.Port) {
+			if x.ClientIP.String() == r.IP && x.ClientPort == r.Port {
 				n++
 			}
 		}
