@@ -34,7 +34,7 @@ func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 	ip = ip.Unmap()
 	ev := Evidence{SPFHelo: SPFNone, HeloForm: HeloEmpty}
 	e.reverseEvidence(&ev, ip, rev)
-	f := &Facts{IP: ip, Evidence: &ev}
+	f := &Facts{IP: ip, Evidence: ev}
 	var passed []Action // actions of the HELO rules passed over
 	for i := range e.opt.Rules {
 		r := &e.opt.Rules[i]

@@ -87,12 +87,14 @@ type Decision struct {
 // DNS at all; ok is false for any other client. The milter asks it at connect,
 // Decide at HELO: one place says what "trusted" means.
 func (e *Engine) DecideTrusted(ip netip.Addr, helo string) (d Decision, ok bool) {
-	if !anyPrefix(e.opt.TrustedNetworks, ip.Unmap()) {
+	if !e.trusted(ip) {
 		return Decision{}, false
 	}
 	h := ParseHelo(helo)
 	return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Helo: h, Evidence: Evidence{HeloForm: h.Form}}, true
 }
+
+func (e *Engine) trusted(ip netip.Addr) bool { return anyPrefix(e.opt.TrustedNetworks, ip.Unmap()) }
 
 // PendingReverse is reverse-DNS evidence being gathered in the background.
 type PendingReverse struct {
@@ -134,7 +136,8 @@ func (e *Engine) Evaluate(ctx context.Context, ip netip.Addr, helo string) Decis
 func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *PendingReverse) Decision {
 	start := time.Now()
 	ip = ip.Unmap()
-	if d, ok := e.DecideTrusted(ip, helo); ok {
+	if e.trusted(ip) { // tested first: most clients are not, and a Decision is large
+		d, _ := e.DecideTrusted(ip, helo)
 		d.Duration = time.Since(start)
 		return d
 	}
@@ -234,7 +237,7 @@ func (e *Engine) isLocal(h Helo) bool {
 // Judge applies the rules to evidence already gathered: no DNS. replay uses it
 // to re-decide logged evidence.
 func (e *Engine) Judge(ip netip.Addr, h Helo, ev Evidence) Decision {
-	f := &Facts{IP: ip.Unmap(), Helo: h, Evidence: &ev}
+	f := &Facts{IP: ip.Unmap(), Helo: h, Evidence: ev}
 	for i := range e.opt.Rules {
 		r := &e.opt.Rules[i]
 		if !r.Match.Holds(f) {
@@ -263,6 +266,6 @@ func (e *Engine) timeout(ip netip.Addr, h Helo, ev Evidence) Decision {
 		r.Reply = Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) took too long; try again later"}
 	}
 	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: ev}
-	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: &ev})
+	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: ev})
 	return d
 }

@@ -28,9 +28,69 @@ type Field struct {
 	// connect) cannot decide a rule that tests it.
 	Helo bool
 
-	enum  func(*Evidence) *string
-	flag  func(*Evidence) *bool
-	names func(*Evidence) *[]string
+	id fieldID // which field of Evidence: see Evidence.enum, flag and names
+}
+
+// fieldID names an Evidence field for the accessors below. They are plain
+// switches rather than functions in the table, so that the *Evidence passed to
+// them does not escape to the heap on every decision.
+type fieldID int
+
+const (
+	fIPRev fieldID = iota
+	fPTR
+	fPTRConfirmed
+	fPTRGeneric
+	fPTRSPF
+	fHeloForm
+	fHeloMatchesPTR
+	fHeloAMatchesIP
+	fHeloLiteralMatchesIP
+	fHeloAligned
+	fSPFHelo
+	fHeloIsLocal
+)
+
+func (e *Evidence) enum(id fieldID) *string {
+	switch id {
+	case fIPRev:
+		return (*string)(&e.IPRev)
+	case fPTRSPF:
+		return (*string)(&e.PTRSPF)
+	case fHeloForm:
+		return (*string)(&e.HeloForm)
+	case fSPFHelo:
+		return (*string)(&e.SPFHelo)
+	}
+	panic("policy: not an enum field") // a defect in the table, caught by tests
+}
+
+func (e *Evidence) flag(id fieldID) *bool {
+	switch id {
+	case fPTRGeneric:
+		return &e.PTRGeneric
+	case fHeloMatchesPTR:
+		return &e.HeloMatchesPTR
+	case fHeloAMatchesIP:
+		return &e.HeloAMatchesIP
+	case fHeloLiteralMatchesIP:
+		return &e.HeloLiteralMatchesIP
+	case fHeloAligned:
+		return &e.HeloAligned
+	case fHeloIsLocal:
+		return &e.HeloIsLocal
+	}
+	panic("policy: not a bool field")
+}
+
+func (e *Evidence) names(id fieldID) *[]string {
+	switch id {
+	case fPTR:
+		return &e.PTR
+	case fPTRConfirmed:
+		return &e.PTRConfirmed
+	}
+	panic("policy: not a names field")
 }
 
 var (
@@ -44,40 +104,40 @@ var (
 var fieldTable = [...]Field{
 	{Name: "iprev", Kind: KindEnum, Values: ipRevValues, Match: true,
 		Meaning: "RFC 8601 iprev of the client IP: pass (a PTR name's A/AAAA holds the IP), fail (PTR names exist, none comes back), permerror (no PTR), temperror (DNS trouble); CNAMEs followed (RFC 2317), at most 10 PTR names checked",
-		enum:    func(e *Evidence) *string { return (*string)(&e.IPRev) }},
+		id:      fIPRev},
 	{Name: "ptr", Kind: KindNames,
 		Meaning: "the PTR names of the client IP, as DNS gave them",
-		names:   func(e *Evidence) *[]string { return &e.PTR }},
+		id:      fPTR},
 	{Name: "ptr_confirmed", Kind: KindNames,
 		Meaning: "the PTR names whose A/AAAA records hold the client IP (forward-confirmed)",
-		names:   func(e *Evidence) *[]string { return &e.PTRConfirmed }},
+		id:      fPTRConfirmed},
 	{Name: "ptr_generic", Kind: KindBool, Match: true,
 		Meaning: "a confirmed PTR name looks like a pool address: digit runs equal 3 of 4 octets, the address in hex, or a label such as dyn, dsl, pool, cable left of the organizational domain (generic_tokens)",
-		flag:    func(e *Evidence) *bool { return &e.PTRGeneric }},
+		id:      fPTRGeneric},
 	{Name: "ptr_spf", Kind: KindEnum, Values: spfValues, Match: true,
 		Meaning: "RFC 7208 check_host(ip, D, postmaster@D) for D the organizational domain of the first confirmed PTR name: does the PTR's owner authorize this address to send its mail; none without a confirmed name; a pass by a record of D holding +all is neutral",
-		enum:    func(e *Evidence) *string { return (*string)(&e.PTRSPF) }},
+		id:      fPTRSPF},
 	{Name: "helo_form", Kind: KindEnum, Values: formValues, Match: true, Helo: true,
 		Meaning: "RFC 5321 syntax of the HELO: fqdn, address-literal, bare (one label), invalid, empty (none sent)",
-		enum:    func(e *Evidence) *string { return (*string)(&e.HeloForm) }},
+		id:      fHeloForm},
 	{Name: "helo_matches_ptr", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO is a confirmed PTR name",
-		flag:    func(e *Evidence) *bool { return &e.HeloMatchesPTR }},
+		id:      fHeloMatchesPTR},
 	{Name: "helo_a_matches_ip", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO's A/AAAA records hold the client IP",
-		flag:    func(e *Evidence) *bool { return &e.HeloAMatchesIP }},
+		id:      fHeloAMatchesIP},
 	{Name: "helo_literal_matches_ip", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO is an address literal ([192.0.2.1], [IPv6:2001:db8::1]) of the client IP",
-		flag:    func(e *Evidence) *bool { return &e.HeloLiteralMatchesIP }},
+		id:      fHeloLiteralMatchesIP},
 	{Name: "helo_aligned", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO and a confirmed PTR name share the organizational domain (Public Suffix List eTLD+1)",
-		flag:    func(e *Evidence) *bool { return &e.HeloAligned }},
+		id:      fHeloAligned},
 	{Name: "spf_helo", Kind: KindEnum, Values: spfValues, Match: true, Helo: true,
 		Meaning: "RFC 7208 check_host(ip, helo, postmaster@helo); none unless the HELO is an FQDN",
-		enum:    func(e *Evidence) *string { return (*string)(&e.SPFHelo) }},
+		id:      fSPFHelo},
 	{Name: "helo_is_local", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO names this receiver: one of local_names, or a literal of one of local_addresses",
-		flag:    func(e *Evidence) *bool { return &e.HeloIsLocal }},
+		id:      fHeloIsLocal},
 }
 
 // Fields returns the evidence fields, in the order of logs and docs.
@@ -110,11 +170,11 @@ func MatchFieldNames() []string {
 func (f *Field) Ref(e *Evidence) any {
 	switch f.Kind {
 	case KindEnum:
-		return f.enum(e)
+		return e.enum(f.id)
 	case KindBool:
-		return f.flag(e)
+		return e.flag(f.id)
 	}
-	return f.names(e)
+	return e.names(f.id)
 }
 
 // String is the field's value in e as text: an enum value, "true" or "false",
@@ -122,14 +182,14 @@ func (f *Field) Ref(e *Evidence) any {
 func (f *Field) String(e *Evidence) string {
 	switch f.Kind {
 	case KindEnum:
-		return *f.enum(e)
+		return *e.enum(f.id)
 	case KindBool:
-		if *f.flag(e) {
+		if *e.flag(f.id) {
 			return "true"
 		}
 		return "false"
 	}
-	return strings.Join(*f.names(e), ", ")
+	return strings.Join(*e.names(f.id), ", ")
 }
 
 // Allows reports whether v is a value the field can take (for a bool, "true"
@@ -154,12 +214,19 @@ func (f *Field) Allows(v string) bool {
 type Cond struct {
 	Field  *Field
 	Values []string
+
+	// Copied from Field and Values by NewCond, so that matching chases no
+	// pointer and compares no kind string: rules run on every decision.
+	id     fieldID
+	isBool bool
+	want   bool // a bool field's value that holds
 }
 
-// NewCond builds a condition on the named field, checking every value.
+// NewCond builds a condition on the named field, checking every value; a
+// bool takes exactly one.
 func NewCond(name string, values ...string) (Cond, bool) {
 	f, ok := FieldByName(name)
-	if !ok || !f.Match || len(values) == 0 {
+	if !ok || !f.Match || len(values) == 0 || f.Kind == KindBool && len(values) != 1 {
 		return Cond{}, false
 	}
 	for _, v := range values {
@@ -167,23 +234,15 @@ func NewCond(name string, values ...string) (Cond, bool) {
 			return Cond{}, false
 		}
 	}
-	return Cond{Field: f, Values: values}, true
+	return Cond{Field: f, Values: values, id: f.id, isBool: f.Kind == KindBool, want: values[0] == "true"}, true
 }
 
 // Holds reports whether the condition holds for e.
 func (c *Cond) Holds(e *Evidence) bool {
-	var v string
-	switch c.Field.Kind {
-	case KindEnum:
-		v = *c.Field.enum(e)
-	case KindBool:
-		v = "false"
-		if *c.Field.flag(e) {
-			v = "true"
-		}
-	default:
-		return false
+	if c.isBool {
+		return *e.flag(c.id) == c.want
 	}
+	v := *e.enum(c.id)
 	for _, w := range c.Values {
 		if w == v {
 			return true

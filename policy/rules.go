@@ -100,16 +100,18 @@ type Match struct {
 	Not *Match
 }
 
-// Facts is what a Match is evaluated against.
+// Facts is what a Match is evaluated against. The evidence is held by value:
+// a pointer in here would leak to the heap through the patterns' matching,
+// and take the evidence with it on every decision.
 type Facts struct {
 	IP       netip.Addr
 	Helo     Helo
-	Evidence *Evidence
+	Evidence Evidence
 }
 
 // Holds reports whether m holds for f.
 func (m *Match) Holds(f *Facts) bool {
-	e := f.Evidence
+	e := &f.Evidence
 	if len(m.IP) > 0 && !anyPrefix(m.IP, f.IP) {
 		return false
 	}

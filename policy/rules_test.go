@@ -262,7 +262,7 @@ func TestMatchLogic(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.7")
 	ev := passEv(policy.HeloFQDN)
 	ev.SPFHelo = policy.SPFSoftFail
-	f := &policy.Facts{IP: ip, Helo: policy.ParseHelo("mail.sender.example"), Evidence: &ev}
+	f := &policy.Facts{IP: ip, Helo: policy.ParseHelo("mail.sender.example"), Evidence: ev}
 	pfx := func(s string) []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix(s)} }
 	pass := is("iprev", "pass")
 	fail := is("iprev", "fail")
@@ -396,7 +396,7 @@ func TestHeloPatterns(t *testing.T) {
 		}
 		ev := passEv(policy.ParseHelo(tc.helo).Form)
 		m := policy.Match{Helo: []policy.Pattern{p}}
-		if got := m.Holds(&policy.Facts{IP: ip, Helo: policy.ParseHelo(tc.helo), Evidence: &ev}); got != tc.want {
+		if got := m.Holds(&policy.Facts{IP: ip, Helo: policy.ParseHelo(tc.helo), Evidence: ev}); got != tc.want {
 			t.Errorf("helo %q against %q: %v, want %v", tc.helo, tc.pattern, got, tc.want)
 		}
 	}
@@ -525,5 +525,21 @@ func TestDescribeAnyWithOtherConditions(t *testing.T) {
 	got := m.Describe()
 	if !strings.Contains(got, "((iprev in [fail]) or (ptr_generic = true))") {
 		t.Errorf("Describe = %q", got)
+	}
+}
+
+// Every placeholder of the table is filled in a reply, none left as written.
+func TestEveryPlaceholderExpands(t *testing.T) {
+	var tmpl []string
+	for _, p := range policy.Placeholders() {
+		tmpl = append(tmpl, p.Name)
+	}
+	cfg := "rules:\n  - name: r\n    action: reject\n    reply: \"550 5.7.1 " + strings.Join(tmpl, " ") + "\"\n"
+	eng := judgeEngine(t, cfg)
+	d := eng.Judge(netip.MustParseAddr("192.0.2.25"), policy.ParseHelo("mail.example"), passEv(policy.HeloFQDN))
+	for _, p := range tmpl {
+		if strings.Contains(d.Reply.Text, p) {
+			t.Errorf("placeholder %s not filled: %q", p, d.Reply.Text)
+		}
 	}
 }
