@@ -1,0 +1,237 @@
+package milter_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/heloguard/heloguard/config"
+	"github.com/heloguard/heloguard/dnscache"
+	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/milter"
+	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
+	"github.com/heloguard/heloguard/policy/scenario"
+)
+
+// world serves the Office 365 scenario world (the in-repo copy in
+// policy/scenario/testdata), plus an IPv6 sender.
+func world(t testing.TB) *dnstest.Server {
+	t.Helper()
+	f, err := scenario.Load("../policy/scenario/testdata/seed-office365.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := f.Zone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range []string{
+		"5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. 3600 IN PTR mail6.one-to-one.example.",
+		"mail6.one-to-one.example. 3600 IN AAAA 2001:db8::25",
+	} {
+		if err := z.AddRR(rr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := dnstest.Start(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// syncBuffer collects decision log lines from the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// decisions returns the decision log lines so far.
+func (b *syncBuffer) decisions(t *testing.T) []record.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []record.Record
+	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		r, err := record.Parse([]byte(line))
+		if err != nil {
+			t.Fatalf("log line is not a decision record: %v: %q", err, line)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+type harness struct {
+	addr string
+	log  *syncBuffer
+	srv  *milter.Server
+	dns  *dnstest.Server
+}
+
+// start runs a milter server on loopback TCP with extra config YAML.
+func start(t testing.TB, extra string) *harness {
+	t.Helper()
+	return startOn(t, "inet:127.0.0.1:0", extra)
+}
+
+// startOn runs a milter server listening on listen, with the scenario world
+// as its DNS and extra config YAML.
+func startOn(t testing.TB, listen, extra string) *harness {
+	t.Helper()
+	dns := world(t)
+	yml := fmt.Sprintf("listen: %s\nlocal_names: [mx.receiver.example]\nauthserv_id: mx.receiver.example\ndns: {servers: [%q], timeout: 500ms}\n%s", listen, dns.Addr, extra)
+	cfg, err := config.Parse("test.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dnscache.New(cfg.DNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, logs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	addr, err := srv.Listen(cfg.Listen[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &harness{addr: addr.String(), log: logs, srv: srv, dns: dns}
+}
+
+// mta is one MTA connection, in Postfix's order of events.
+type mta struct {
+	t  *testing.T
+	cs *gomilter.ClientSession
+}
+
+func (h *harness) dial(t *testing.T) *mta {
+	t.Helper()
+	c := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	cs, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return &mta{t: t, cs: cs}
+}
+
+func (m *mta) step(what string) func(*gomilter.Action, error) {
+	return func(a *gomilter.Action, err error) { m.check(what, a, err) }
+}
+
+func (m *mta) check(what string, a *gomilter.Action, err error) *gomilter.Action {
+	m.t.Helper()
+	if err != nil {
+		m.t.Fatalf("%s: %v", what, err)
+	}
+	return a
+}
+
+func (m *mta) connect(ip string) *gomilter.Action {
+	m.t.Helper()
+	fam := gomilter.FamilyInet
+	if strings.Contains(ip, ":") {
+		fam = gomilter.FamilyInet6
+	}
+	a, err := m.cs.Conn("["+ip+"]", fam, 40000, ip)
+	return m.check("connect", a, err)
+}
+
+func (m *mta) helo(name string) *gomilter.Action {
+	m.t.Helper()
+	a, err := m.cs.Helo(name)
+	return m.check("helo", a, err)
+}
+
+func (m *mta) mail(from string) *gomilter.Action {
+	m.t.Helper()
+	a, err := m.cs.Mail(from, nil)
+	return m.check("mail", a, err)
+}
+
+func (m *mta) rcpt(to string) *gomilter.Action {
+	m.t.Helper()
+	a, err := m.cs.Rcpt(to, nil)
+	return m.check("rcpt", a, err)
+}
+
+// message sends headers and a body and returns the EOM modifications.
+func (m *mta) message(headers ...string) ([]gomilter.ModifyAction, *gomilter.Action) {
+	m.t.Helper()
+	for i := 0; i+1 < len(headers); i += 2 {
+		m.step("header")(m.cs.HeaderField(headers[i], headers[i+1]))
+	}
+	m.step("eoh")(m.cs.HeaderEnd())
+	m.step("body")(m.cs.BodyChunk([]byte("hello\r\n")))
+	mods, a, err := m.cs.End()
+	m.check("eom", a, err)
+	if err := m.cs.Abort(); err != nil { // Postfix aborts after every message
+		m.t.Fatal(err)
+	}
+	return mods, a
+}
+
+func wantContinue(t *testing.T, what string, a *gomilter.Action) {
+	t.Helper()
+	if a.Code != gomilter.ActContinue {
+		t.Fatalf("%s: got %c %d %q, want continue", what, a.Code, a.SMTPCode, a.SMTPText)
+	}
+}
+
+func wantReply(t *testing.T, what string, a *gomilter.Action, code int, prefix string, contains ...string) {
+	t.Helper()
+	if a.Code != gomilter.ActReplyCode || a.SMTPCode != code || !strings.HasPrefix(a.SMTPText, prefix) {
+		t.Fatalf("%s: got %c %d %q, want %d %s…", what, a.Code, a.SMTPCode, a.SMTPText, code, prefix)
+	}
+	for _, s := range contains {
+		if !strings.Contains(a.SMTPText, s) {
+			t.Errorf("%s: reply %q does not mention %q", what, a.SMTPText, s)
+		}
+	}
+}
+
+func header(mods []gomilter.ModifyAction, name string) (string, bool) {
+	for _, m := range mods {
+		if (m.Code == gomilter.ActInsertHeader || m.Code == gomilter.ActAddHeader) && strings.EqualFold(m.HeaderName, name) {
+			return m.HeaderValue, true
+		}
+	}
+	return "", false
+}
+
+const (
+	o365IP     = "104.47.38.131"
+	o365Helo   = "NAM02-BL2-obe.outbound.protection.outlook.com"
+	forgerIP   = "192.0.2.66"
+	oneToOneIP = "192.0.2.25"
+)
