@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
@@ -55,17 +55,17 @@ func BenchmarkLookupWarm(b *testing.B) {
 }
 
 // BenchmarkCacheMemory fills the cache with 100k names (one A record each,
-// over the wire from dnstest) and reports the heap it takes.
+// over the wire from dnsworld) and reports the heap it takes.
 func BenchmarkCacheMemory(b *testing.B) {
 	const n = 100000
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for i := range n {
 		z.AddRRs(&dns.A{
 			Hdr: dns.RR_Header{Name: memName(i), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600},
 			A:   net.IPv4(192, 0, byte(i>>8), byte(i)).To4(),
 		})
 	}
-	s, err := dnstest.Start(z)
+	s, err := dnsworld.Start(z)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
@@ -22,7 +22,7 @@ func TestCacheTTL(t *testing.T) {
 		name    string
 		records []string
 		faults  []fault
-		negTTL  uint32 // dnstest SetNegativeTTL, 0 = default
+		negTTL  uint32 // dnsworld SetNegativeTTL, 0 = default
 		cfg     Config
 		qname   string
 		qtype   uint16
@@ -45,16 +45,16 @@ func TestCacheTTL(t *testing.T) {
 		{name: "NXDOMAIN at the end of a CNAME chain", records: []string{fmt.Sprintf(soa, 900, 300), "c.neg.example. 10 IN CNAME x.neg.example."}, qname: "c.neg.example.", qtype: dns.TypeA, ttl: 10 * time.Second},
 		{name: "NODATA", records: []string{fmt.Sprintf(soa, 900, 30), "a.neg.example. 300 IN A 192.0.2.1"}, qname: "a.neg.example.", qtype: dns.TypeMX, ttl: 30 * time.Second},
 		{name: "NODATA, capped", records: []string{fmt.Sprintf(soa, 90000, 90000), "a.neg.example. 300 IN A 192.0.2.1"}, qname: "a.neg.example.", qtype: dns.TypeMX, ttl: 15 * time.Minute},
-		{name: "SERVFAIL", records: []string{"a.example. 60 IN A 192.0.2.1"}, faults: []fault{{"a.example.", dns.TypeA, dnstest.FaultServfail}}, qname: "a.example.", qtype: dns.TypeA, ttl: 5 * time.Second},
-		{name: "REFUSED, FailureTTL set", faults: []fault{{"a.example.", dns.TypeA, dnstest.FaultRefused}}, cfg: Config{FailureTTL: 30 * time.Second}, qname: "a.example.", qtype: dns.TypeA, ttl: 30 * time.Second},
-		{name: "SERVFAIL, failures not cached", faults: []fault{{"a.example.", dns.TypeA, dnstest.FaultServfail}}, cfg: Config{FailureTTL: -1}, qname: "a.example.", qtype: dns.TypeA},
-		{name: "timeout", faults: []fault{{"a.example.", dns.TypeA, dnstest.FaultTimeout}}, cfg: Config{Timeout: 50 * time.Millisecond}, qname: "a.example.", qtype: dns.TypeA, ttl: 5 * time.Second},
+		{name: "SERVFAIL", records: []string{"a.example. 60 IN A 192.0.2.1"}, faults: []fault{{"a.example.", dns.TypeA, dnsworld.FaultServfail}}, qname: "a.example.", qtype: dns.TypeA, ttl: 5 * time.Second},
+		{name: "REFUSED, FailureTTL set", faults: []fault{{"a.example.", dns.TypeA, dnsworld.FaultRefused}}, cfg: Config{FailureTTL: 30 * time.Second}, qname: "a.example.", qtype: dns.TypeA, ttl: 30 * time.Second},
+		{name: "SERVFAIL, failures not cached", faults: []fault{{"a.example.", dns.TypeA, dnsworld.FaultServfail}}, cfg: Config{FailureTTL: -1}, qname: "a.example.", qtype: dns.TypeA},
+		{name: "timeout", faults: []fault{{"a.example.", dns.TypeA, dnsworld.FaultTimeout}}, cfg: Config{Timeout: 50 * time.Millisecond}, qname: "a.example.", qtype: dns.TypeA, ttl: 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startZone(t, tt.records, tt.faults...)
 			if tt.negTTL != 0 {
-				z := dnstest.NewZone()
+				z := dnsworld.NewZone()
 				z.SetNegativeTTL(tt.negTTL)
 				s.SetZone(z)
 			}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
@@ -97,9 +97,9 @@ func TestFailover(t *testing.T) {
 		atLeast  time.Duration
 		errFirst bool // the error's Server is the first server
 	}{
-		{name: "timeout", first: faulty(records, dnstest.FaultTimeout), second: 1, atLeast: 200 * time.Millisecond},
-		{name: "SERVFAIL", first: faulty(records, dnstest.FaultServfail), second: 1},
-		{name: "REFUSED", first: faulty(records, dnstest.FaultRefused), second: 1},
+		{name: "timeout", first: faulty(records, dnsworld.FaultTimeout), second: 1, atLeast: 200 * time.Millisecond},
+		{name: "SERVFAIL", first: faulty(records, dnsworld.FaultServfail), second: 1},
+		{name: "REFUSED", first: faulty(records, dnsworld.FaultRefused), second: 1},
 		{name: "lame referral", first: func(*testing.T) (string, func() int64) { return lame, nil }, second: 1},
 		{name: "connection refused", first: func(t *testing.T) (string, func() int64) { return closedUDPPort(t), nil }, second: 1},
 		{name: "not on NXDOMAIN", first: faulty(nil, ""), wantErr: ErrNXDomain, errFirst: true},
@@ -145,7 +145,7 @@ func TestFailover(t *testing.T) {
 
 // faulty returns a first server that serves records with fault f on every
 // query of host.example. (no fault if f is "").
-func faulty(records []string, f dnstest.Fault) func(t *testing.T) (string, func() int64) {
+func faulty(records []string, f dnsworld.Fault) func(t *testing.T) (string, func() int64) {
 	return func(t *testing.T) (string, func() int64) {
 		var faults []fault
 		if f != "" {
@@ -157,7 +157,7 @@ func faulty(records []string, f dnstest.Fault) func(t *testing.T) (string, func(
 }
 
 func TestAllServersTimeOut(t *testing.T) {
-	s := startZone(t, nil, fault{"slow.example.", dns.TypeANY, dnstest.FaultTimeout})
+	s := startZone(t, nil, fault{"slow.example.", dns.TypeANY, dnsworld.FaultTimeout})
 	clk := newClock()
 	r := newResolver(t, Config{Timeout: 100 * time.Millisecond, Now: clk.Now}, s.Addr, s.Addr)
 	start := time.Now()

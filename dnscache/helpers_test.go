@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
@@ -44,10 +44,10 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// startZone serves the records (zone-file lines) and faults with dnstest.
-func startZone(t testing.TB, lines []string, faults ...fault) *dnstest.Server {
+// startZone serves the records (zone-file lines) and faults with dnsworld.
+func startZone(t testing.TB, lines []string, faults ...fault) *dnsworld.Server {
 	t.Helper()
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for _, l := range lines {
 		if err := z.AddRR(l); err != nil {
 			t.Fatalf("AddRR(%q): %v", l, err)
@@ -56,7 +56,7 @@ func startZone(t testing.TB, lines []string, faults ...fault) *dnstest.Server {
 	for _, f := range faults {
 		z.AddFault(f.name, f.qtype, f.fault)
 	}
-	s, err := dnstest.Start(z)
+	s, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func startZone(t testing.TB, lines []string, faults ...fault) *dnstest.Server {
 type fault struct {
 	name  string
 	qtype uint16
-	fault dnstest.Fault
+	fault dnsworld.Fault
 }
 
 // newResolver returns a resolver for servers with short timeouts.
@@ -85,7 +85,7 @@ func newResolver(t testing.TB, cfg Config, servers ...string) *Resolver {
 }
 
 // startCustom serves h on 127.0.0.1, UDP and TCP on the same port, for the
-// situations dnstest cannot produce.
+// situations dnsworld cannot produce.
 func startCustom(t testing.TB, h dns.HandlerFunc) string {
 	t.Helper()
 	var pc net.PacketConn

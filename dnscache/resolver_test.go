@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
@@ -40,9 +40,9 @@ var world = []string{
 }
 
 var worldFaults = []fault{
-	{"servfail.example.", dns.TypeA, dnstest.FaultServfail},
-	{"refused.example.", dns.TypeANY, dnstest.FaultRefused},
-	{"trunc.example.", dns.TypeA, dnstest.FaultTruncate},
+	{"servfail.example.", dns.TypeA, dnsworld.FaultServfail},
+	{"refused.example.", dns.TypeANY, dnsworld.FaultRefused},
+	{"trunc.example.", dns.TypeA, dnsworld.FaultTruncate},
 }
 
 func init() {

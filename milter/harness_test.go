@@ -14,16 +14,16 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/milter"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
 	"github.com/heloguard/heloguard/policy/scenario"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 )
 
 // world serves the Office 365 scenario world (the in-repo copy in
 // policy/scenario/testdata), plus an IPv6 sender.
-func world(t testing.TB) *dnstest.Server {
+func world(t testing.TB) *dnsworld.Server {
 	t.Helper()
 	f, err := scenario.Load("../policy/scenario/testdata/seed-office365.yaml")
 	if err != nil {
@@ -41,7 +41,7 @@ func world(t testing.TB) *dnstest.Server {
 			t.Fatal(err)
 		}
 	}
-	srv, err := dnstest.Start(z)
+	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ type harness struct {
 	addr string
 	log  *syncBuffer
 	srv  *milter.Server
-	dns  *dnstest.Server
+	dns  *dnsworld.Server
 }
 
 // start runs a milter server on loopback TCP with extra config YAML.

@@ -9,16 +9,16 @@ import (
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/scenario"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
 // seedScenario is the Office 365 scenario world, kept in the repository.
 const seedScenario = "scenario/testdata/seed-office365.yaml"
 
-func office365World(t testing.TB) *dnstest.Server {
+func office365World(t testing.TB) *dnsworld.Server {
 	t.Helper()
 	f, err := scenario.Load(seedScenario)
 	if err != nil {

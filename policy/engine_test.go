@@ -10,25 +10,25 @@ import (
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
-// Tests of Evaluate through real DNS: a dnstest server on loopback, read
+// Tests of Evaluate through real DNS: a dnsworld server on loopback, read
 // through dnscache, as the daemon does.
 
 type dnsWorld struct {
-	srv *dnstest.Server
+	srv *dnsworld.Server
 	eng *policy.Engine
 }
 
 // startWorld serves records (zone-file lines) with faults applied by setup,
 // and builds an engine on the built-in rules, with no evidence cache so every
 // decision does its own lookups.
-func startWorld(t *testing.T, records []string, setup func(*dnstest.Zone)) *dnsWorld {
+func startWorld(t *testing.T, records []string, setup func(*dnsworld.Zone)) *dnsWorld {
 	t.Helper()
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for _, r := range records {
 		if err := z.AddRR(r); err != nil {
 			t.Fatalf("AddRR(%q): %v", r, err)
@@ -37,7 +37,7 @@ func startWorld(t *testing.T, records []string, setup func(*dnstest.Zone)) *dnsW
 	if setup != nil {
 		setup(z)
 	}
-	srv, err := dnstest.Start(z)
+	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestEvaluateForwardTemperror(t *testing.T) {
 		"81.2.0.192.in-addr.arpa. 300 IN PTR good.example.",
 		"good.example. 300 IN A 192.0.2.81",
 	}
-	w := startWorld(t, records, func(z *dnstest.Zone) { z.AddFault("broken.example.", dns.TypeA, dnstest.FaultServfail) })
+	w := startWorld(t, records, func(z *dnsworld.Zone) { z.AddFault("broken.example.", dns.TypeA, dnsworld.FaultServfail) })
 	d := w.evaluate(t, "192.0.2.80", "wrong.example")
 	if d.Evidence.IPRev != policy.IPRevTempError || len(d.Evidence.PTRConfirmed) != 0 || d.Rule != "reverse-dns-temperror" || d.Action != policy.ActionTempfail {
 		t.Errorf("got %s by %s, evidence %+v", d.Action, d.Rule, d.Evidence)
@@ -188,8 +188,8 @@ func TestEvaluateForwardTemperror(t *testing.T) {
 }
 
 func TestEvaluatePTRTemperror(t *testing.T) {
-	w := startWorld(t, []string{"90.2.0.192.in-addr.arpa. 300 IN PTR x.example."}, func(z *dnstest.Zone) {
-		z.AddFault("90.2.0.192.in-addr.arpa.", dns.TypePTR, dnstest.FaultServfail)
+	w := startWorld(t, []string{"90.2.0.192.in-addr.arpa. 300 IN PTR x.example."}, func(z *dnsworld.Zone) {
+		z.AddFault("90.2.0.192.in-addr.arpa.", dns.TypePTR, dnsworld.FaultServfail)
 	})
 	if d := w.evaluate(t, "192.0.2.90", "x.example"); d.Evidence.IPRev != policy.IPRevTempError || d.Rule != "reverse-dns-temperror" {
 		t.Errorf("got %s by %s, evidence %+v", d.Action, d.Rule, d.Evidence)

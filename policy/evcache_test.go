@@ -9,8 +9,8 @@ import (
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 )
 
 type fakeClock struct {
@@ -33,7 +33,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // The evidence cache answers repeat clients without DNS, and only until the
 // first DNS answer behind the evidence expires: a change in DNS is seen then.
 func TestEvidenceCacheHonoursTTL(t *testing.T) {
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for _, rr := range []string{
 		"25.2.0.192.in-addr.arpa. 300 IN PTR mail.one-to-one.example.",
 		"mail.one-to-one.example. 60 IN A 192.0.2.25",
@@ -43,7 +43,7 @@ func TestEvidenceCacheHonoursTTL(t *testing.T) {
 		}
 	}
 	z.SetNegativeTTL(120)
-	srv, err := dnstest.Start(z)
+	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestEvidenceCacheHonoursTTL(t *testing.T) {
 		t.Fatalf("a cached decision asked DNS %d times", srv.Queries()-queries)
 	}
 	// The A record (TTL 60) changes and expires: the evidence must follow.
-	z2 := dnstest.NewZone()
+	z2 := dnsworld.NewZone()
 	_ = z2.AddRR("25.2.0.192.in-addr.arpa. 300 IN PTR mail.one-to-one.example.")
 	_ = z2.AddRR("mail.one-to-one.example. 60 IN A 192.0.2.26")
 	srv.SetZone(z2)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 )
@@ -27,7 +27,7 @@ import (
 const conformanceDir = "testdata/conformance"
 
 // TestSPFConformance runs the RFC 7208 and pyspf suites over real DNS: each
-// scenario's zonedata is served by dnstest and every test goes through a fresh
+// scenario's zonedata is served by dnsworld and every test goes through a fresh
 // dnscache.Resolver and CheckHost. Tests listed in
 // testdata/spf-known-failures.txt must fail; all others must pass.
 // explanation (exp=) is not checked: blitiri ignores exp.
@@ -46,7 +46,7 @@ func TestSPFConformance(t *testing.T) {
 			passed, failed := 0, 0
 			t.Run("tests", func(t *testing.T) {
 				for _, doc := range docs {
-					srv, err := dnstest.Start(buildSPFZone(t, doc.Zonedata))
+					srv, err := dnsworld.Start(buildSPFZone(t, doc.Zonedata))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -179,9 +179,9 @@ func loadSPFSuite(t *testing.T, path string) []spfDoc {
 // entries are copied to TXT only when the name has no TXT entry (TXT: NONE
 // included); at a bare TIMEOUT, every type that has no record listed before it
 // times out.
-func buildSPFZone(t *testing.T, zonedata map[string][]any) *dnstest.Zone {
+func buildSPFZone(t *testing.T, zonedata map[string][]any) *dnsworld.Zone {
 	t.Helper()
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for name, recs := range zonedata {
 		owner, ok := presentationName(name)
 		if !ok {
@@ -251,7 +251,7 @@ func buildSPFZone(t *testing.T, zonedata map[string][]any) *dnstest.Zone {
 		if timeout {
 			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypePTR, dns.TypeCNAME, dns.TypeTXT, dns.TypeSPF} {
 				if !answered[qt] {
-					z.AddFault(owner, qt, dnstest.FaultTimeout)
+					z.AddFault(owner, qt, dnsworld.FaultTimeout)
 				}
 			}
 		}

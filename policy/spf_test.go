@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )
 
 // spfTestZone is the world of the SPF unit tests. The client is 192.0.2.1.
-func spfTestZone(t *testing.T) *dnstest.Zone {
+func spfTestZone(t *testing.T) *dnsworld.Zone {
 	t.Helper()
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	big := make([]string, 0, 40)
 	for i := range 40 {
 		big = append(big, fmt.Sprintf("ip4:198.51.100.%d", i))
@@ -51,18 +51,18 @@ func spfTestZone(t *testing.T) *dnstest.Zone {
 			t.Fatalf("%s: %v", l, err)
 		}
 	}
-	z.AddFault("servfail.example.", dns.TypeANY, dnstest.FaultServfail)
-	z.AddFault("refused.example.", dns.TypeANY, dnstest.FaultRefused)
-	z.AddFault("timeout.example.", dns.TypeANY, dnstest.FaultTimeout)
-	z.AddFault("trunc.example.", dns.TypeTXT, dnstest.FaultTruncate)
-	z.AddFault("mx-timeout.example.", dns.TypeMX, dnstest.FaultTimeout)
-	z.AddFault("1.2.0.192.in-addr.arpa.", dns.TypePTR, dnstest.FaultServfail)
+	z.AddFault("servfail.example.", dns.TypeANY, dnsworld.FaultServfail)
+	z.AddFault("refused.example.", dns.TypeANY, dnsworld.FaultRefused)
+	z.AddFault("timeout.example.", dns.TypeANY, dnsworld.FaultTimeout)
+	z.AddFault("trunc.example.", dns.TypeTXT, dnsworld.FaultTruncate)
+	z.AddFault("mx-timeout.example.", dns.TypeMX, dnsworld.FaultTimeout)
+	z.AddFault("1.2.0.192.in-addr.arpa.", dns.TypePTR, dnsworld.FaultServfail)
 	return z
 }
 
-func startSPFTest(t *testing.T) *dnstest.Server {
+func startSPFTest(t *testing.T) *dnsworld.Server {
 	t.Helper()
-	srv, err := dnstest.Start(spfTestZone(t))
+	srv, err := dnsworld.Start(spfTestZone(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func startSPFTest(t *testing.T) *dnstest.Server {
 	return srv
 }
 
-func newSPFTestResolver(t *testing.T, srv *dnstest.Server) Resolver {
+func newSPFTestResolver(t *testing.T, srv *dnsworld.Server) Resolver {
 	t.Helper()
 	r, err := dnscache.New(dnscache.Config{Servers: []string{srv.Addr}, Timeout: 300 * time.Millisecond, Attempts: 1})
 	if err != nil {
@@ -265,7 +265,7 @@ func TestSPFDeadline(t *testing.T) {
 // TestSPFRawNames checks the name conversion: blitiri passes raw label bytes
 // (macros can expand to spaces) and gets raw names back.
 func TestSPFRawNames(t *testing.T) {
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for _, l := range []string{
 		`sp\ ace.example. TXT "v=spf1 mx -all"`,
 		`sp\ ace.example. MX 10 m\ x.example.`,
@@ -275,7 +275,7 @@ func TestSPFRawNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv, err := dnstest.Start(z)
+	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
 	}

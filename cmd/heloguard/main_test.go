@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 )
 
 // The operator's commands, run in-process through run() against a DNS world on
@@ -32,20 +32,20 @@ var world = []string{
 
 // env is a DNS server and a config file that points at it.
 type env struct {
-	srv *dnstest.Server
+	srv *dnsworld.Server
 	dir string
 	cfg string
 }
 
 func newEnv(t *testing.T, extraConfig string) *env {
 	t.Helper()
-	z := dnstest.NewZone()
+	z := dnsworld.NewZone()
 	for _, r := range world {
 		if err := z.AddRR(r); err != nil {
 			t.Fatalf("AddRR(%q): %v", r, err)
 		}
 	}
-	srv, err := dnstest.Start(z)
+	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package miltertest_test runs OpenDKIM's miltertest against a real heloguard
 // process: the Lua scripts in this directory play the MTA's side of the
-// milter protocol for scenario clients served by dnstest.
+// milter protocol for scenario clients served by dnsworld.
 //
 // It skips unless miltertest is installed; with HELOGUARD_E2E=1 that is a
 // failure instead. deploy/install-test-deps.sh installs it on Debian.

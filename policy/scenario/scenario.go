@@ -1,6 +1,6 @@
 // Package scenario runs policy regression files: a DNS world, faults, and cases
 // with the decision each must get. The world is served over real UDP and TCP on
-// loopback by dnstest and read through dnscache, so a scenario exercises the same
+// loopback by dnsworld and read through dnscache, so a scenario exercises the same
 // path as the daemon. The format is described in docs/scenarios.md.
 package scenario
 
@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/heloguard/heloguard/dnscache"
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 )
@@ -81,8 +81,8 @@ func Load(path string) (*File, error) {
 }
 
 // Zone builds the file's DNS world.
-func (f *File) Zone() (*dnstest.Zone, error) {
-	z := dnstest.NewZone()
+func (f *File) Zone() (*dnsworld.Zone, error) {
+	z := dnsworld.NewZone()
 	for _, line := range f.World {
 		if err := z.AddRR(line); err != nil {
 			return nil, fmt.Errorf("%s: world record %q: %v", f.Path, line, err)
@@ -93,23 +93,23 @@ func (f *File) Zone() (*dnstest.Zone, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: fault for %s: unknown type %q", f.Path, ft.Name, ft.Type)
 		}
-		switch dnstest.Fault(ft.Fault) {
-		case dnstest.FaultServfail, dnstest.FaultRefused, dnstest.FaultTimeout, dnstest.FaultTruncate:
+		switch dnsworld.Fault(ft.Fault) {
+		case dnsworld.FaultServfail, dnsworld.FaultRefused, dnsworld.FaultTimeout, dnsworld.FaultTruncate:
 		default:
 			return nil, fmt.Errorf("%s: fault for %s: unknown fault %q (servfail, refused, timeout, truncate)", f.Path, ft.Name, ft.Fault)
 		}
-		z.AddFault(ft.Name, qt, dnstest.Fault(ft.Fault))
+		z.AddFault(ft.Name, qt, dnsworld.Fault(ft.Fault))
 	}
 	return z, nil
 }
 
 // Serve starts a loopback DNS server with the file's world.
-func (f *File) Serve() (*dnstest.Server, error) {
+func (f *File) Serve() (*dnsworld.Server, error) {
 	z, err := f.Zone()
 	if err != nil {
 		return nil, err
 	}
-	return dnstest.Start(z)
+	return dnsworld.Start(z)
 }
 
 // Result is one case's outcome.

@@ -15,7 +15,7 @@ import (
 type Config struct {
 	Listen  []string // default inet:127.0.0.1:<free port>
 	Mode    string   // enforce (default) or monitor
-	DNS     string   // dnstest address
+	DNS     string   // dnsworld address
 	Extra   string   // more YAML, appended verbatim
 	LogPath string   // decision log
 	// TrustedNetworks: nil means loopback (127.0.0.0/8, ::1/128); an empty,

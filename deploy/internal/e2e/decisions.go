@@ -69,7 +69,7 @@ func (d *Daemon) WaitDecision(t testing.TB, ip string, port int) ([]Decision, []
 type Expected = record.Record
 
 // Check runs `heloguard check --json` with the daemon's config file, which
-// resolves through the same dnstest server: the policy's own answer, to compare
+// resolves through the same dnsworld server: the policy's own answer, to compare
 // the wire with.
 func (d *Daemon) Check(t testing.TB, ip, helo string) Expected {
 	t.Helper()

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/heloguard/heloguard/dnscache/dnstest"
 	"github.com/heloguard/heloguard/policy/scenario"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 )
 
 // ScenarioFiles are the scenario worlds the end-to-end tests serve, kept in
@@ -20,7 +20,7 @@ var ScenarioFiles = []string{
 // StartDNS loads the scenario files and serves their worlds, merged, on
 // 127.0.0.1, with extra records (zone-file lines, absolute names) added. The
 // returned file holds every file's cases.
-func StartDNS(t testing.TB, extra ...string) (*scenario.File, *dnstest.Server) {
+func StartDNS(t testing.TB, extra ...string) (*scenario.File, *dnsworld.Server) {
 	t.Helper()
 	all := &scenario.File{}
 	for _, name := range ScenarioFiles {
@@ -46,9 +46,9 @@ func StartDNS(t testing.TB, extra ...string) (*scenario.File, *dnstest.Server) {
 			t.Fatalf("extra DNS record %q: %v", rr, err)
 		}
 	}
-	srv, err := dnstest.Start(z)
+	srv, err := dnsworld.Start(z)
 	if err != nil {
-		t.Fatalf("dnstest: %v", err)
+		t.Fatalf("dnsworld: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	return all, srv

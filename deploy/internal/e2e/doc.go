@@ -3,7 +3,7 @@
 //
 //   - gate.go: the gate that skips them when the MTA tools are missing, or
 //     fails them under HELOGUARD_E2E=1 (Strict, SkipOrFail, Tool, RequireRoot);
-//   - dns.go: the scenario world served by dnstest (StartDNS), and temporary
+//   - dns.go: the scenario world served by dnsworld (StartDNS), and temporary
 //     directories the MTAs' users can traverse (WorldDir);
 //   - build.go: heloguard built from this tree, with the race detector when
 //     the test has it (Build; race_on.go and race_off.go set RaceEnabled);

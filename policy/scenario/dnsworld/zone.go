@@ -1,4 +1,4 @@
-// Package dnstest serves a DNS world over real UDP and TCP sockets on loopback,
+// Package dnsworld serves a DNS world over real UDP and TCP sockets on loopback,
 // for tests, benchmarks and `heloguard test`. It answers like a recursive
 // resolver: RA set, names case-insensitive, CNAME chains followed inside the zone
 // and returned whole, NXDOMAIN for a name that owns nothing, NODATA for a name
@@ -19,8 +19,10 @@
 //     NOTIMP. Replies to
 //     EDNS0 queries carry an OPT record advertising 1232 bytes.
 //
-// It is not a test-only package: it does not import testing.
-package dnstest
+// It is not a test-only package (it does not import testing): it ships in the
+// binary because `heloguard test` serves scenario files with it. Every test of
+// this repository that needs DNS uses it as its server.
+package dnsworld
 
 import (
 	"strings"
@@ -184,8 +186,8 @@ func (z *Zone) soaFor(name string) dns.RR {
 	}
 	return &dns.SOA{
 		Hdr:     dns.RR_Header{Name: owner, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: z.negTTL},
-		Ns:      "ns.dnstest.invalid.",
-		Mbox:    "hostmaster.dnstest.invalid.",
+		Ns:      "ns.dnsworld.invalid.",
+		Mbox:    "hostmaster.dnsworld.invalid.",
 		Serial:  1,
 		Refresh: 3600,
 		Retry:   600,

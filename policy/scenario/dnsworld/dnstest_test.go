@@ -1,4 +1,4 @@
-package dnstest
+package dnsworld
 
 import (
 	"strings"

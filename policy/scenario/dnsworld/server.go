@@ -1,4 +1,4 @@
-package dnstest
+package dnsworld
 
 import (
 	"errors"
@@ -57,7 +57,7 @@ func Start(z *Zone) (*Server, error) {
 	case err := <-errc:
 		pc.Close()
 		ln.Close()
-		return nil, fmt.Errorf("dnstest: serve: %w", err)
+		return nil, fmt.Errorf("dnsworld: serve: %w", err)
 	}
 }
 
@@ -68,7 +68,7 @@ func listen() (net.PacketConn, net.Listener, error) {
 	for range 20 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, nil, fmt.Errorf("dnstest: listen tcp: %w", err)
+			return nil, nil, fmt.Errorf("dnsworld: listen tcp: %w", err)
 		}
 		pc, err := net.ListenPacket("udp", ln.Addr().String())
 		if err == nil {
@@ -77,7 +77,7 @@ func listen() (net.PacketConn, net.Listener, error) {
 		ln.Close()
 		lastErr = err
 	}
-	return nil, nil, fmt.Errorf("dnstest: listen udp: %w", lastErr)
+	return nil, nil, fmt.Errorf("dnsworld: listen udp: %w", lastErr)
 }
 
 // SetZone swaps the served world atomically.
