@@ -7,10 +7,11 @@
 #   make check      the same tests without installing anything (the dependencies
 #                   are still verified, so a missing one is a setup error)
 #   make bench      the benchmarks reported in BENCHMARKS.md
+#   make soak       the soak and lifecycle test (deploy/soak; 60 s by default)
 
 GO ?= go
 
-.PHONY: all build test check deps verify-deps lint bench fuzz
+.PHONY: all build test check deps verify-deps lint bench fuzz soak
 
 all: build
 
@@ -44,6 +45,10 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# The soak test: SOAK_DURATION (60s), SOAK_CONCURRENCY (200), SOAK_RELOADS (50).
+soak:
+	HELOGUARD_SOAK=1 $(GO) test -count=1 -v -run TestSoak -timeout 30m ./deploy/soak/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy/ ./dnscache/ ./milter/

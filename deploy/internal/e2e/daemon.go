@@ -137,6 +137,9 @@ func StartDaemon(t testing.TB, bin string, cfg Config) *Daemon {
 	return d
 }
 
+// PID is the daemon's process id.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
 // Signal sends sig to the daemon.
 func (d *Daemon) Signal(t testing.TB, sig os.Signal) {
 	t.Helper()
