@@ -73,6 +73,8 @@ type Config struct {
 	// Rules is the complete ordered list the engine runs: allowlist, then
 	// extra_rules, then the built-in (or replacing) set with overrides applied.
 	Rules []policy.Rule
+
+	keyAt map[string][2]int // line and column of each top-level key's value, for CheckHost
 }
 
 // DefaultListen is where the daemon listens with no config.
@@ -245,6 +247,10 @@ func badYAMLByte(data []byte) int {
 }
 
 func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
+	c.keyAt = map[string][2]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		c.keyAt[n.Content[i].Value] = [2]int{n.Content[i+1].Line, n.Content[i+1].Column}
+	}
 	p.mapping(n, "the config", map[string]func(*yaml.Node){
 		"listen":       func(v *yaml.Node) { p.listen(v, &c.Listen) },
 		"socket_mode":  func(v *yaml.Node) { p.fileMode(v, &c.SocketMode) },

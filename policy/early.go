@@ -83,3 +83,10 @@ func (m *Match) Tests(name string) bool {
 	}
 	return m.Not != nil && m.Not.Tests(name)
 }
+
+// Always reports whether the match has no condition at all: it holds for every
+// client.
+func (m *Match) Always() bool {
+	return len(m.IP) == 0 && len(m.PTR) == 0 && len(m.Helo) == 0 && len(m.Is) == 0 &&
+		len(m.All) == 0 && len(m.Any) == 0 && m.Not == nil
+}

@@ -42,6 +42,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
+	// The same host checks as validate: serve refuses what validate refuses.
+	hostErrs, warnings := cfg.CheckHost()
+	if len(hostErrs) > 0 {
+		fmt.Fprintf(stderr, "heloguard: %v\n", hostErrs)
+		return exitUsage
+	}
+	for _, w := range warnings {
+		ops.Warn(w, "config", nameOr(cfg.File, "built-in defaults"))
+	}
 	logw, err := openLog(cfg.LogFile, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "heloguard: log: %v\n", err)

@@ -29,6 +29,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = "built-in defaults"
 	}
+	// What serve would refuse on this host, and what is probably a mistake.
+	errs, warnings := cfg.CheckHost()
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", name, w)
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(stderr, errs)
+		return exitUsage
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d rules, listen %v, mode %s, reject at %s)\n", name, len(cfg.Rules), cfg.Listen, cfg.Mode, cfg.RejectAt)
 	return exitOK
 }
