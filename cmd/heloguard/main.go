@@ -25,7 +25,8 @@ usage:
                                                     RFC 7208 check_host with a trace
   heloguard test [--config FILE] FILE...            run scenario files against the rules
   heloguard validate [--config FILE]                check a config file
-  heloguard replay [--config FILE] LOG              re-decide logged decisions with other rules
+  heloguard replay [--config FILE] [--json] LOG...  what would change with other rules (- = stdin; gzip, journalctl -o json)
+  heloguard replay --summary [--json] LOG...        decisions by rule, most refused domains, DNS temperrors
 
 Run "heloguard COMMAND -h" for a command's flags.
 `
@@ -38,10 +39,10 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -60,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return cmdValidate(args, stdout, stderr)
 	case "replay":
-		return cmdReplay(args, stdout, stderr)
+		return cmdReplay(args, stdin, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -1,104 +1,217 @@
 package main
 
 import (
-	"bufio"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
 )
 
-func cmdReplay(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("replay", "replay [--config FILE] LOG", stderr)
+// verdict is what became of a client: the action, the rule and whether the
+// action was enforced (false for accept, monitor mode, a monitor-only rule).
+type verdict struct {
+	Action   policy.Action `json:"action"`
+	Rule     string        `json:"rule"`
+	Enforced bool          `json:"enforced"`
+}
+
+func (v verdict) String() string {
+	s := string(v.Action) + " by " + v.Rule
+	if v.Action != policy.ActionAccept && v.Action != "undecided" && !v.Enforced {
+		s += " (not enforced)"
+	}
+	return s
+}
+
+// example is a client of a transition, for the operator to look up.
+type example struct {
+	IP   string   `json:"ip"`
+	Helo string   `json:"helo"`
+	PTR  []string `json:"ptr"`
+}
+
+// transition is one kind of change and how often it happened.
+type transition struct {
+	From     verdict   `json:"from"`
+	To       verdict   `json:"to"`
+	Kind     string    `json:"kind"` // "verdict": action or enforcement changes; "rule": only the deciding rule does
+	Count    int       `json:"count"`
+	Examples []example `json:"examples"`
+}
+
+// whatIf is replay's report: the JSON of --json, and the table without it.
+type whatIf struct {
+	Lines        int            `json:"lines"`        // lines read
+	Read         int            `json:"read"`         // decision records re-judged
+	Skipped      map[string]int `json:"skipped"`      // lines not re-judged, by reason
+	Changed      int            `json:"changed"`      // verdict changed
+	RuleOnly     int            `json:"rule_only"`    // only the deciding rule changed
+	Undetermined int            `json:"undetermined"` // the verdict depends on evidence the record lacks
+	Transitions  []transition   `json:"transitions"`
+}
+
+const maxExamples = 3
+
+func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("replay", "replay [--config FILE] [--json] [--summary] LOG... (- for standard input)", stderr)
 	cfgPath := fs.String("config", "", "config `file` with the rules to replay against (default: built-in rules)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	summary := fs.Bool("summary", false, "summarize the log instead (decisions by rule, most refused domains, DNS failures); needs no config")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagExit(err)
 	}
-	if len(pos) != 1 {
+	if len(pos) == 0 {
 		fs.Usage()
 		return exitUsage
+	}
+	if *summary {
+		return runSummary(pos, *asJSON, stdin, stdout, stderr)
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	f, err := os.Open(pos[0])
+	eng := policy.New(cfg.PolicyOptions(nil)) // Judge needs no DNS
+	rep := &whatIf{Skipped: map[string]int{}}
+	byKey := map[[2]verdict]*transition{}
+	progress := progressTo(stderr)
+	rep.Lines, err = logLines(pos, stdin, rep.Skipped, progress, func(l *record.Record) error {
+		replayOne(eng, cfg, l, rep, byKey)
+		return nil
+	})
+	if progress != nil {
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "heloguard replay: %v\n", err)
 		return exitUsage
 	}
-	defer f.Close()
-	eng := policy.New(cfg.PolicyOptions(nil)) // Judge needs no DNS
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	total, changed, undetermined, lineNo := 0, 0, 0, 0
-	skipped := map[string]int{} // why a line was not re-judged
-	for sc.Scan() {
-		lineNo++
-		l, err := record.Parse(sc.Bytes())
-		switch {
-		case errors.Is(err, record.ErrNotDecision):
-			skipped["not a decision record"]++
-			continue
-		case err != nil:
-			skipped["unreadable"]++
-			continue
-		case l.Trusted:
-			skipped["trusted: no evidence"]++
-			continue
-		case l.Rule == policy.RuleTimeout: // the evidence was never completed
-			skipped[policy.RuleTimeout+": the evidence is incomplete"]++
-			continue
-		case !l.ClientIP.IsValid():
-			skipped["no client address"]++
-			continue
-		}
-		total++
-		ip := l.ClientIP
-		d, early, known := judge(eng, l)
-		if !known {
-			undetermined++
-			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> depends on %s, which the record lacks (logged before it existed)\n",
-				lineNo, l.Time.Format(time.RFC3339), ip, l.Helo, l.Action, l.Rule, strings.Join(l.Missing, ", "))
-			continue
-		}
-		if early && d.Rule == "" {
-			changed++
-			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> undecided at connect (waits for the HELO)\n", lineNo, l.Time.Format(time.RFC3339), ip, l.Helo, l.Action, l.Rule)
-			continue
-		}
-		if d.Action != l.Action || d.Rule != l.Rule {
-			changed++
-			fmt.Fprintf(stdout, "line %d %s %s HELO %q: %s (%s) -> %s (%s)\n", lineNo, l.Time.Format(time.RFC3339), ip, l.Helo, l.Action, l.Rule, d.Action, d.Rule)
-		}
+	for _, t := range byKey {
+		rep.Transitions = append(rep.Transitions, *t)
 	}
-	if err := sc.Err(); err != nil {
-		fmt.Fprintf(stderr, "heloguard replay: %v\n", err)
-		return exitUsage
+	sort.Slice(rep.Transitions, func(i, j int) bool {
+		a, b := rep.Transitions[i], rep.Transitions[j]
+		if a.Kind != b.Kind {
+			return a.Kind == "verdict"
+		}
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		return a.From.String()+a.To.String() < b.From.String()+b.To.String()
+	})
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return exitOK
 	}
-	fmt.Fprintf(stdout, "%d decisions replayed, %d would change", total, changed)
-	if undetermined > 0 {
-		fmt.Fprintf(stdout, ", %d undetermined (evidence missing from the record)", undetermined)
+	printWhatIf(stdout, rep)
+	return exitOK
+}
+
+// replayOne re-judges one record and counts what changed.
+func replayOne(eng *policy.Engine, cfg *config.Config, l *record.Record, rep *whatIf, byKey map[[2]verdict]*transition) {
+	switch {
+	case l.Trusted:
+		rep.Skipped["trusted: no evidence"]++
+		return
+	case l.Rule == policy.RuleTimeout:
+		rep.Skipped[policy.RuleTimeout+": the evidence is incomplete"]++
+		return
+	case !l.ClientIP.IsValid():
+		rep.Skipped["no client address"]++
+		return
 	}
-	fmt.Fprintln(stdout)
-	reasons := make([]string, 0, len(skipped))
-	for why := range skipped {
+	rep.Read++
+	d, early, known := judge(eng, *l)
+	if !known {
+		rep.Undetermined++
+		return
+	}
+	from := verdict{Action: l.Action, Rule: l.Rule, Enforced: l.Action != policy.ActionAccept && l.Mode == record.ModeEnforce}
+	to := verdict{Action: d.Action, Rule: d.Rule, Enforced: d.Action != policy.ActionAccept && cfg.Mode == config.ModeEnforce && !d.Monitor}
+	if early && d.Rule == "" {
+		to = verdict{Action: "undecided", Rule: "(none: at connect the rules now wait for the HELO)"}
+	}
+	if from == to {
+		return
+	}
+	kind := "rule"
+	if from.Action != to.Action || from.Enforced != to.Enforced {
+		kind = "verdict"
+		rep.Changed++
+	} else {
+		rep.RuleOnly++
+	}
+	t := byKey[[2]verdict{from, to}]
+	if t == nil {
+		t = &transition{From: from, To: to, Kind: kind}
+		byKey[[2]verdict{from, to}] = t
+	}
+	t.Count++
+	if len(t.Examples) < maxExamples {
+		ptr := l.Evidence.PTRConfirmed
+		if len(ptr) == 0 {
+			ptr = l.Evidence.PTR
+		}
+		t.Examples = append(t.Examples, example{IP: l.ClientIP.String(), Helo: l.Helo, PTR: append([]string{}, ptr...)})
+	}
+}
+
+func printWhatIf(w io.Writer, rep *whatIf) {
+	pct := func(n int) string {
+		if rep.Read == 0 {
+			return "0%"
+		}
+		return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(rep.Read))
+	}
+	fmt.Fprintf(w, "%d lines read, %d decisions replayed\n", rep.Lines, rep.Read)
+	fmt.Fprintf(w, "verdict changed: %d (%s); rule changed only: %d (%s)", rep.Changed, pct(rep.Changed), rep.RuleOnly, pct(rep.RuleOnly))
+	if rep.Undetermined > 0 {
+		fmt.Fprintf(w, "; undetermined: %d (%s), logged before evidence they depend on existed", rep.Undetermined, pct(rep.Undetermined))
+	}
+	fmt.Fprintln(w)
+	reasons := make([]string, 0, len(rep.Skipped))
+	for why := range rep.Skipped {
 		reasons = append(reasons, why)
 	}
 	sort.Strings(reasons)
 	for _, why := range reasons {
-		fmt.Fprintf(stdout, "%d lines not replayed: %s\n", skipped[why], why)
+		fmt.Fprintf(w, "not replayed: %d lines: %s\n", rep.Skipped[why], why)
 	}
-	return exitOK
+	kind := ""
+	for _, t := range rep.Transitions {
+		if t.Kind != kind {
+			kind = t.Kind
+			if kind == "verdict" {
+				fmt.Fprintf(w, "\nverdict changes:\n")
+			} else {
+				fmt.Fprintf(w, "\nrule changes only (same verdict):\n")
+			}
+		}
+		fmt.Fprintf(w, "  %7d %7s  %s -> %s\n", t.Count, pct(t.Count), t.From, t.To)
+		for _, e := range t.Examples {
+			ptr := "(none)"
+			if len(e.PTR) > 0 {
+				ptr = strings.Join(e.PTR, ", ")
+			}
+			fmt.Fprintf(w, "                    e.g. %s HELO %s PTR %s\n", e.IP, policy.ClientText(orNone(e.Helo), 100), policy.ClientText(ptr, 200))
+		}
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // judge re-decides a record: at connect from reverse DNS alone if it was
@@ -145,7 +258,7 @@ func judge(eng *policy.Engine, l record.Record) (d policy.Decision, early, known
 	}
 	d = one(variants[0])
 	for _, ev := range variants[1:] {
-		if o := one(ev); o.Rule != d.Rule || o.Action != d.Action {
+		if o := one(ev); o.Rule != d.Rule || o.Action != d.Action || o.Monitor != d.Monitor {
 			return d, early, false
 		}
 	}

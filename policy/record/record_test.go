@@ -140,8 +140,10 @@ func TestOldRecordsSayWhatTheyLack(t *testing.T) {
 func TestParseRefuses(t *testing.T) {
 	for line, want := range map[string]string{
 		`{"time":"2026-11-22T10:00:01Z","level":"INFO","msg":"listening","addr":"127.0.0.1:8894"}`: record.ErrNotDecision.Error(),
-		`not json`:                  "invalid character",
-		`{"msg":"decision","v":99}`: "newer",
+		`not json`:                   "want an object",
+		`{"msg":"decision","v":1} x`: "not valid JSON",
+		"{\"msg\":\"decision\",\"v\":1,\"helo\":\"a\x01b\"}":      "not valid JSON",
+		`{"msg":"decision","v":99}`:                               "newer",
 		`{"msg":"decision","v":1,"client_ip":"300.1.1.1"}`:        "client_ip",
 		`{"msg":"decision","v":1,"helo":{"base64":"!!"}}`:         "illegal base64",
 		`{"msg":"decision","v":1,"evidence":{"ptr_generic":"x"}}`: "ptr_generic",
