@@ -44,7 +44,7 @@ me=install-test-deps.sh
 # swaks only Recommends libio-socket-inet6-perl, and the install runs with
 # --no-install-recommends: without it `swaks -6` (the Sendmail test's IPv6
 # client) fails with "IPv6 not available: requires IO::Socket::INET6".
-packages="postfix swaks libio-socket-inet6-perl miltertest"
+packages="postfix swaks libio-socket-inet6-perl miltertest unbound"
 # For the extracted Sendmail: libwrap0 (sendmail links it), liblockfile1
 # (mail.local), m4 (sendmail.cf). Its other libraries come with the base system.
 sendmail_libs="m4 libwrap0 liblockfile1"
@@ -250,6 +250,14 @@ EOF
 		fi
 	fi
 
+	# Unbound, the shared caching resolver of deploy/fleet (run by the test
+	# with its own config on loopback; the system's unbound service is not used).
+	if [ ! -x /usr/sbin/unbound ] || [ ! -x /usr/sbin/unbound-checkconf ]; then
+		fail "Unbound is not installed (/usr/sbin/unbound, unbound-checkconf; Debian package unbound): deploy/fleet runs it"
+	elif ! out=$(/usr/sbin/unbound -V 2>&1); then
+		fail "unbound -V does not run: $(echo "$out" | firstline)"
+	fi
+
 	rm -rf "$tmp"
 	trap - EXIT
 	if [ "$failed" -ne 0 ]; then
@@ -260,7 +268,7 @@ EOF
 		fi
 		return 1
 	fi
-	echo "$me: ok: Postfix $pf_version, swaks $swaks_version with IPv6, miltertest $mt_version, Sendmail $sm_version in $sendmail_root, $(m4 --version | head -n 1)"
+	echo "$me: ok: Postfix $pf_version, swaks $swaks_version with IPv6, miltertest $mt_version, Sendmail $sm_version in $sendmail_root, $(m4 --version | head -n 1), $(/usr/sbin/unbound -V 2>/dev/null | sed -n "s/^Version //p") unbound"
 	if ! command -v systemd-analyze >/dev/null 2>&1; then
 		echo "$me: note: systemd-analyze is not installed; TestSystemdUnit will not verify the unit's syntax (optional)"
 	fi
