@@ -112,3 +112,80 @@ func TestMonitorModeDoesNotQuarantine(t *testing.T) {
 		t.Errorf("X-Heloguard = %q", x)
 	}
 }
+
+// Every spelling RFC 8601 section 2.2 allows for our authserv-id (comments,
+// folding, a version, a quoted-string, any case, a trailing dot) is ours, and
+// so is a value that does not parse but starts with our name: all are removed,
+// each at its own position among the message's Authentication-Results. Names
+// that only contain or resemble ours are someone else's and are kept.
+func TestForgedAuthResultsSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ours  bool
+	}{
+		{"mx.receiver.example; spf=pass smtp.mailfrom=bank.example", true},
+		{"other.example; spf=pass smtp.mailfrom=contoso.example", false},
+		{"mx.receiver.example 1; spf=pass smtp.mailfrom=bank.example", true},
+		{"mx.receiver.example\t1; spf=pass smtp.mailfrom=bank.example", true},
+		{"mx.receiver.example.evil.com; dkim=pass header.d=bank.example", false},
+		{"mx.receiver.example(comment); dkim=pass header.d=bank.example", true},
+		{`"mx.receiver.example"; dkim=pass header.d=bank.example`, true},
+		{"xmx.receiver.example; dkim=pass header.d=bank.example", false},
+		{"MX.Receiver.EXAMPLE; dkim=pass header.d=bank.example", true},
+		{"mx.receiver.example.; dkim=pass header.d=bank.example", true},
+		{"mx.receiver.examplex; dkim=pass header.d=bank.example", false},
+		{`  (a (nested \) comment) here)  mx.receiver.example (v) 1 (x) ; dmarc=pass header.from=bank.example`, true},
+		{"mx.receiver.example\r\n\t; spf=pass smtp.mailfrom=bank.example", true},
+		{"\r\n mx.receiver.example\r\n (folded\r\n comment)\r\n 1;\r\n dkim=pass header.d=bank.example", true},
+		{"(mx.receiver.example) other.example; dkim=pass header.d=bank.example", false},
+		{`"mx.receiver\.example"; dkim=pass header.d=bank.example`, true},
+		{`" MX.receiver.example. "; dkim=pass header.d=bank.example`, true},
+		{`"mx.receiver.example.evil.com"; dkim=pass header.d=bank.example`, false},
+		{"mx.receiver.example;none", true},
+		{"mx.receiver.example", true},
+		{"other.example; spf=pass reason=\"mx.receiver.example\"", false},
+		// Not RFC 8601, read loosely: removed.
+		{"mx.receiver.example/2; spf=pass smtp.mailfrom=bank.example", true},
+		{`"mx.receiver.example; dkim=pass header.d=bank.example`, true},
+		{"mx.receiver.example (unterminated; dkim=pass header.d=bank.example", true},
+		{"mx.receiver(c).example; dkim=pass header.d=bank.example", true},
+		{"mx-receiver.example; dkim=pass header.d=bank.example", false},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.value), func(t *testing.T) {
+			h := start(t, "")
+			m := h.dial(t)
+			m.connect(o365IP)
+			m.helo(o365Helo)
+			m.mail("<a@contoso.example>")
+			m.rcpt("<user@receiver.example>")
+			// The spelling sits between two headers that are someone else's
+			// and one that is plainly ours, so its position is the second.
+			mods, _ := m.message(
+				"Authentication-Results", "other.example; spf=pass smtp.mailfrom=contoso.example",
+				"Subject", "not counted: positions are per header name",
+				"Authentication-Results", tc.value,
+				"Authentication-Results", "other.example; dkim=pass header.d=contoso.example",
+				"Authentication-Results", "mx.receiver.example; dkim=pass header.d=bank.example",
+			)
+			want := []uint32{4} // deleted from the last, so earlier positions stay right
+			if tc.ours {
+				want = []uint32{4, 2}
+			}
+			if got := deletedAuthResults(mods); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("deleted Authentication-Results at %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// deletedAuthResults lists the positions of the Authentication-Results that
+// the milter deleted, in the order it deleted them.
+func deletedAuthResults(mods []gomilter.ModifyAction) []uint32 {
+	var deleted []uint32
+	for _, mod := range mods {
+		if mod.Code == gomilter.ActChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
+			deleted = append(deleted, mod.HeaderIndex)
+		}
+	}
+	return deleted
+}
