@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	gomilter "github.com/emersion/go-milter"
+	"github.com/emersion/go-msgauth/authres"
+	"github.com/heloguard/heloguard/milter"
+	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 )
 
 // End of message: Authentication-Results added and forged ones removed,
@@ -188,4 +191,76 @@ func deletedAuthResults(mods []gomilter.ModifyAction) []uint32 {
 		}
 	}
 	return deleted
+}
+
+// A PTR name is whatever the owner of a reverse zone puts there, quotes and
+// semicolons included, and it is forward-confirmed when the owner also serves
+// its A record. Such a name must not reach our header: written into the
+// reason's quoted-string it would close it early and add results of its own.
+// A name we cannot prove safe (LDH) is left out of the reason; the iprev
+// result, policy.iprev and the spf result stay.
+func TestAuthResultsUnsafePTRName(t *testing.T) {
+	for _, tc := range []struct {
+		ptr    string // as in a zone file
+		reason string // "" for none
+	}{
+		{`evil\"\;dkim=pass.attacker.example.`, ""},
+		{`evil\"\ dkim=pass\ header.d=bank.example.attacker.example.`, ""}, // "\ " rather than "\032": dnsworld keys names by their text
+		{`back\\slash.attacker.example.`, ""},
+		{`semi\;colon.attacker.example.`, ""},
+		{`under_score.attacker.example.`, ""},
+		{`-leading-hyphen.attacker.example.`, ""},
+		{`mail.one-to-one.example.`, "ptr mail.one-to-one.example"},
+	} {
+		t.Run(tc.ptr, func(t *testing.T) {
+			h := start(t, "")
+			z := dnsworld.NewZone()
+			for _, rr := range []string{
+				"34.2.0.192.in-addr.arpa. 3600 IN PTR " + tc.ptr,
+				tc.ptr + " 3600 IN A 192.0.2.34",
+				"mail.sender.example. 3600 IN A 192.0.2.34",
+				`mail.sender.example. 3600 IN TXT "v=spf1 ip4:192.0.2.34 -all"`,
+			} {
+				if err := z.AddRR(rr); err != nil {
+					t.Fatalf("%s: %v", rr, err)
+				}
+			}
+			h.dns.SetZone(z)
+			m := h.dial(t)
+			m.connect("192.0.2.34")
+			m.helo("mail.sender.example")
+			m.mail("<a@sender.example>")
+			wantContinue(t, "rcpt", m.rcpt("<user@receiver.example>"))
+			mods, _ := m.message("Subject", "hi")
+			ar, ok := header(mods, "Authentication-Results")
+			if !ok {
+				t.Fatalf("no Authentication-Results in %+v", mods)
+			}
+			logs := h.log.decisions(t)
+			if len(logs) != 1 || len(logs[0].Evidence.PTRConfirmed) != 1 {
+				t.Fatalf("want one decision with one confirmed PTR name, got %v", logs)
+			}
+			got, err := milter.ParseAR(ar)
+			if err != nil {
+				t.Fatalf("our header does not parse (PTR %q): %v", logs[0].Evidence.PTRConfirmed[0], err)
+			}
+			iprev := milter.ARResult{Method: "iprev", Value: "pass", Reason: tc.reason, HasReason: tc.reason != "",
+				Props: []milter.ARProp{{Type: "policy", Property: "iprev", Value: "192.0.2.34"}}}
+			spf := milter.ARResult{Method: "spf", Value: "pass", Props: []milter.ARProp{{Type: "smtp", Property: "helo", Value: "mail.sender.example"}}}
+			if got.ID != "mx.receiver.example" || got.Version != "" || fmt.Sprint(got.Results) != fmt.Sprint([]milter.ARResult{iprev, spf}) {
+				t.Errorf("%q reads as %+v, want mx.receiver.example; %v; %v", ar, got, iprev, spf)
+			}
+			// What a careless reader makes of it: go-msgauth splits on ";".
+			id, results, err := authres.Parse(ar)
+			if err != nil || id != "mx.receiver.example" || len(results) != 2 {
+				t.Fatalf("authres.Parse(%q) = %q, %d results, %v; want mx.receiver.example, 2 results", ar, id, len(results), err)
+			}
+			if r, ok := results[0].(*authres.IPRevResult); !ok || r.Value != authres.ResultPass || r.IP != "192.0.2.34" || (r.Reason != "") != (tc.reason != "") {
+				t.Errorf("authres.Parse: first result %+v, want iprev=pass policy.iprev=192.0.2.34, reason %v", results[0], tc.reason != "")
+			}
+			if r, ok := results[1].(*authres.SPFResult); !ok || r.Value != authres.ResultPass || r.Helo != "mail.sender.example" {
+				t.Errorf("authres.Parse: second result %+v, want spf=pass smtp.helo=mail.sender.example", results[1])
+			}
+		})
+	}
 }
