@@ -66,10 +66,11 @@ func (s *session) authResults(v *verdict) string {
 // own among them) split on ";" and white space even inside quotes, so correct
 // escaping would not be enough: a PTR name goes into the reason only when it
 // is an LDH host name, which needs no escaping anywhere; otherwise the reason
-// is left out, and the name is still in the decision log. A result that is
-// not one RFC 8601 defines for its method, or an spf result whose HELO is not
-// an LDH name (ParseHelo admits no other as an FQDN), is left out whole
-// rather than written in part: no result is better than a wrong one.
+// is left out, and the name is still in the decision log. A result its
+// method cannot have (an iprev that a decision timeout left unknown), or an
+// spf result whose HELO is not an LDH name (ParseHelo admits no other as an
+// FQDN), is left out whole rather than written in part: no result is better
+// than a wrong one.
 func authResults(authservID string, ip netip.Addr, d *policy.Decision) string {
 	var results []authres.Result
 	if ip.IsValid() && validResult(string(d.Evidence.IPRev), "pass", "fail", "temperror", "permerror") {
@@ -87,8 +88,8 @@ func authResults(authservID string, ip netip.Addr, d *policy.Decision) string {
 	return authres.Format(authservID, results)
 }
 
-// validResult reports whether r is one of the results RFC 8601 section 2.7
-// defines for a method.
+// validResult reports whether r is one of the results a method can have
+// here: iprev's of RFC 8601 section 2.7.3, spf's of RFC 7208 section 2.6.
 func validResult(r string, valid ...string) bool {
 	return slices.Contains(valid, r)
 }
