@@ -56,3 +56,5 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHelo -fuzztime 30s ./policy/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzAuthResults -fuzztime 30s ./milter/
+	$(GO) test -run '^$$' -fuzz FuzzAuthservID -fuzztime 30s ./milter/

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	gomilter "github.com/emersion/go-milter"
@@ -53,16 +54,66 @@ func (s *session) endOfMessage(m *gomilter.Modifier) error {
 }
 
 func (s *session) authResults(v *verdict) string {
-	ip := s.ip.String()
-	iprev := &authres.IPRevResult{Value: authres.ResultValue(v.Evidence.IPRev), IP: ip}
-	if len(v.Evidence.PTRConfirmed) > 0 {
-		iprev.Reason = "ptr " + v.Evidence.PTRConfirmed[0]
+	return authResults(s.st.Cfg.AuthservID, s.ip, &v.Decision)
+}
+
+// authResults is our Authentication-Results value for the client at ip judged
+// by d: iprev with policy.iprev and, for an FQDN HELO, spf with smtp.helo.
+//
+// Everything in it comes from the client or from DNS, and the filters behind
+// us trust it, so only text we can prove harmless goes in. go-msgauth quotes
+// values but does not escape backslashes, and careless parsers (go-msgauth's
+// own among them) split on ";" and white space even inside quotes, so correct
+// escaping would not be enough: a PTR name goes into the reason only when it
+// is an LDH host name, which needs no escaping anywhere; otherwise the reason
+// is left out, and the name is still in the decision log. A result its
+// method cannot have (an iprev that a decision timeout left unknown), or an
+// spf result whose HELO is not an LDH name (ParseHelo admits no other as an
+// FQDN), is left out whole rather than written in part: no result is better
+// than a wrong one.
+func authResults(authservID string, ip netip.Addr, d *policy.Decision) string {
+	var results []authres.Result
+	if ip.IsValid() && validResult(string(d.Evidence.IPRev), "pass", "fail", "temperror", "permerror") {
+		// A zone ("%eth0") is local to this host and arbitrary text: never ours to write.
+		iprev := &authres.IPRevResult{Value: authres.ResultValue(d.Evidence.IPRev), IP: ip.WithZone("").String()}
+		if len(d.Evidence.PTRConfirmed) > 0 && ldhName(d.Evidence.PTRConfirmed[0]) {
+			iprev.Reason = "ptr " + d.Evidence.PTRConfirmed[0]
+		}
+		results = append(results, iprev)
 	}
-	results := []authres.Result{iprev}
-	if v.Helo.Form == policy.HeloFQDN {
-		results = append(results, &authres.SPFResult{Value: authres.ResultValue(v.Evidence.SPFHelo), Helo: v.Helo.Name})
+	if d.Helo.Form == policy.HeloFQDN && ldhName(d.Helo.Name) &&
+		validResult(string(d.Evidence.SPFHelo), "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror") {
+		results = append(results, &authres.SPFResult{Value: authres.ResultValue(d.Evidence.SPFHelo), Helo: d.Helo.Name})
 	}
-	return authres.Format(s.st.Cfg.AuthservID, results)
+	return authres.Format(authservID, results)
+}
+
+// validResult reports whether r is one of the results a method can have
+// here: iprev's of RFC 8601 section 2.7.3, spf's of RFC 7208 section 2.6.
+func validResult(r string, valid ...string) bool {
+	return slices.Contains(valid, r)
+}
+
+// ldhName reports whether s is a host name of LDH labels (RFC 1123 section
+// 2.1): 1 to 63 letters, digits and hyphens, not starting or ending with a
+// hyphen, at most 253 bytes in all, no trailing dot. Such a name is a token in
+// every header grammar and needs no quoting, so no reader can mistake it.
+func ldhName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // clientIP finds the client's address. go-milter parses the CONNECT address

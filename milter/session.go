@@ -207,8 +207,7 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Res
 		return gomilter.RespContinue, nil
 	}
 	s.arCount++
-	id, _, _ := strings.Cut(value, ";")
-	if strings.EqualFold(strings.TrimSpace(id), s.st.Cfg.AuthservID) || strings.HasPrefix(strings.ToLower(strings.TrimSpace(id)), strings.ToLower(s.st.Cfg.AuthservID)+" ") {
+	if claimsAuthservID(value, s.st.Cfg.AuthservID) { // the spellings that count as ours: authserv.go
 		s.arIndex = append(s.arIndex, s.arCount)
 	}
 	return gomilter.RespContinue, nil
