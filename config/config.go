@@ -260,7 +260,14 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 			p.oneOf(v, "reject_at", []string{StageConnect, StageHelo, StageMail, StageRcpt}, &c.RejectAt)
 		},
 		"exempt_recipients": func(v *yaml.Node) { p.strs(v, "exempt_recipients", &c.ExemptRcpts) },
-		"authserv_id":       func(v *yaml.Node) { p.str(v, "authserv_id", &c.AuthservID) },
+		"authserv_id": func(v *yaml.Node) {
+			p.str(v, "authserv_id", &c.AuthservID)
+			// It is written as a token in our Authentication-Results: anything
+			// else would break the header (RFC 8601 2.2, RFC 2045 token).
+			if !isToken(c.AuthservID) {
+				p.errorf(v, "authserv_id %q must be a host name such as mx.example.net (no spaces, quotes, ';', '=', '/' or other specials)", c.AuthservID)
+			}
+		},
 		"decision_timeout": func(v *yaml.Node) {
 			p.duration(v, "decision_timeout", &c.DecisionTimeout)
 			// The MTA must not time out before we answer: Postfix waits 30 s
@@ -382,4 +389,19 @@ func (c *Config) PolicyOptions(r policy.Resolver) policy.Options {
 
 		EvidenceCacheSize: c.EvidenceCacheSize,
 	}
+}
+
+// isToken reports whether s is a non-empty RFC 2045 token: printable ASCII
+// without space and tspecials.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -272,3 +272,14 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("%q", es.Error())
 	}
 }
+
+func TestAuthservIDMustBeAToken(t *testing.T) {
+	for _, bad := range []string{`"mx example"`, `"mx.example; dkim=pass"`, `"a=b"`, `""`} {
+		if _, err := config.Parse("f.yaml", []byte("authserv_id: "+bad+"\n")); err == nil || !strings.Contains(err.Error(), "f.yaml:1:14: authserv_id") {
+			t.Errorf("authserv_id: %s: %v", bad, err)
+		}
+	}
+	if _, err := config.Parse("f.yaml", []byte("authserv_id: mx-1.example.net\n")); err != nil {
+		t.Error(err)
+	}
+}
