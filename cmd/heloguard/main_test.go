@@ -7,13 +7,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
+	"github.com/miekg/dns"
 )
 
 // The operator's commands, run in-process through run() against a DNS world on
@@ -45,6 +49,9 @@ func newEnv(t *testing.T, extraConfig string) *env {
 			t.Fatalf("AddRR(%q): %v", r, err)
 		}
 	}
+	// DNS trouble: the PTR of 192.0.2.77, the SPF record of broken-spf.example.
+	z.AddFault("77.2.0.192.in-addr.arpa.", dns.TypePTR, dnsworld.FaultServfail)
+	z.AddFault("broken-spf.example.", dns.TypeTXT, dnsworld.FaultServfail)
 	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +148,9 @@ func TestCheckJSON(t *testing.T) {
 					t.Errorf("evidence has no %s: %v", f.Name, ev)
 				}
 			}
+			if f, ok := m["dns_failures"].([]any); !ok || len(f) != 0 {
+				t.Errorf("dns_failures = %v, want []", m["dns_failures"])
+			}
 			// check --json prints a decision record.
 			if r, err := record.Parse([]byte(out)); err != nil || string(r.Action) != tc.action || len(r.Missing) > 0 {
 				t.Errorf("not a decision record: %v, %+v", err, r)
@@ -186,6 +196,49 @@ func TestCheckText(t *testing.T) {
 	_, out, _ = runCmd("check", "--config", e.cfg, "127.0.0.1", "localhost")
 	if !strings.Contains(out, "trusted_networks") || e.srv.Queries() != 0 {
 		t.Errorf("trusted: %d queries\n%s", e.srv.Queries(), out)
+	}
+}
+
+// A temperror says which lookup failed, why and from which server: in the
+// record, in the explanation, and in the spf command's trace.
+func TestCommandsNameDNSFailures(t *testing.T) {
+	e := newEnv(t, "")
+	ptr := dnscache.Failure{Name: "77.2.0.192.in-addr.arpa", Type: "PTR", Cause: dnscache.CauseServFail, Server: e.srv.Addr}
+	code, out, errs := runCmd("check", "--config", e.cfg, "--json", "192.0.2.77", "mail.one-to-one.example")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	r, err := record.Parse([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rule != "reverse-dns-temperror" || len(r.DNSFailures) != 1 || r.DNSFailures[0] != ptr {
+		t.Errorf("rule %s, dns_failures %+v, want reverse-dns-temperror and %+v", r.Rule, r.DNSFailures, ptr)
+	}
+	code, out, _ = runCmd("check", "--config", e.cfg, "192.0.2.77", "mail.one-to-one.example")
+	if want := "DNS failures:\n  PTR 77.2.0.192.in-addr.arpa: servfail from " + e.srv.Addr + "\n"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("explanation lacks %q:\n%s", want, out)
+	}
+	code, out, _ = runCmd("spf", "--config", e.cfg, "--json", "192.0.2.25", "broken-spf.example")
+	var spf struct {
+		Result      string
+		Trace       []string
+		DNSFailures []map[string]any `json:"dns_failures"`
+	}
+	if err := json.Unmarshal([]byte(out), &spf); err != nil || code != 0 {
+		t.Fatalf("exit %d %v\n%s", code, err, out)
+	}
+	want := map[string]any{"name": "broken-spf.example", "type": "TXT", "cause": "servfail", "server": e.srv.Addr, "cached": false}
+	if spf.Result != "temperror" || len(spf.DNSFailures) != 1 || !reflect.DeepEqual(spf.DNSFailures[0], want) {
+		t.Errorf("result %s, dns_failures %v, want temperror and %v", spf.Result, spf.DNSFailures, want)
+	}
+	if line := "DNS failure: TXT broken-spf.example: servfail from " + e.srv.Addr; !slices.Contains(spf.Trace, line) {
+		t.Errorf("trace %q lacks %q", spf.Trace, line)
+	}
+	// The text form.
+	code, out, _ = runCmd("spf", "--config", e.cfg, "192.0.2.25", "broken-spf.example")
+	if code != 0 || !strings.Contains(out, "  DNS failure: TXT broken-spf.example: servfail from "+e.srv.Addr+"\n") {
+		t.Errorf("text trace:\n%s", out)
 	}
 }
 
