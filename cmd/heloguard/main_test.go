@@ -13,9 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
-	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 	"github.com/miekg/dns"
 )

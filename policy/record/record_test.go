@@ -188,10 +188,10 @@ func TestParseRefuses(t *testing.T) {
 		`{"time":"2026-11-22T10:00:01Z","level":"INFO","msg":"listening","addr":"127.0.0.1:8894"}`: record.ErrNotDecision.Error(),
 		`not json`:                  "invalid character",
 		`{"msg":"decision","v":99}`: "newer",
-		`{"msg":"decision","v":1,"client_ip":"300.1.1.1"}`:        "client_ip",
-		`{"msg":"decision","v":1,"helo":{"base64":"!!"}}`:         "illegal base64",
-		`{"msg":"decision","v":1,"evidence":{"ptr_generic":"x"}}`: "ptr_generic",
-		`{"msg":"decision","v":1,"dns_failures":{"name":"x"}}`:    "dns_failures",
+		`{"msg":"decision","v":1,"client_ip":"300.1.1.1"}`:                   "client_ip",
+		`{"msg":"decision","v":1,"helo":{"base64":"!!"}}`:                    "illegal base64",
+		`{"msg":"decision","v":1,"evidence":{"ptr_generic":"x"}}`:            "ptr_generic",
+		`{"msg":"decision","v":1,"dns_failures":{"name":"x"}}`:               "dns_failures",
 		`{"msg":"decision","v":1,"dns_failures":[{"name":{"base64":"!!"}}]}`: "illegal base64",
 	} {
 		if _, err := record.Parse([]byte(line)); err == nil || !strings.Contains(err.Error(), want) {
