@@ -25,7 +25,9 @@ var errTruncatedTCP = errors.New("truncated answer over TCP")
 // REFUSED, a lame referral or a truncated answer that TCP could not complete;
 // every other outcome is final. The first server asked is the one that last
 // gave a usable answer, so that a dead server costs one timeout, not one per
-// lookup.
+// lookup. The failure returned is the last attempt's, unless that was silence
+// (a plain timeout) after an attempt that got a reply: a reply, even a bad
+// one, says more of the trouble than silence does.
 func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, *failure) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype) // RD set
@@ -33,6 +35,11 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 	n := len(r.cfg.Servers)
 	first := int(r.preferred.Load())
 	var last *failure
+	failed := func(f *failure) {
+		if last == nil || f.why != CauseTimeout || last.why == CauseTimeout {
+			last = f
+		}
+	}
 	for i := range r.cfg.Attempts {
 		if ctx.Err() != nil {
 			break
@@ -47,19 +54,20 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 				return nil, server, &failure{kind: kindOther, why: CauseTruncated, text: errTruncatedTCP.Error(), cause: errTruncatedTCP, server: server}
 			}
 			if err != nil {
-				last = netFailure(err, server)
-				last.why, last.text = CauseTruncated, "truncated answer, and over TCP: "+err.Error()
+				f := netFailure(err, server)
+				f.why, f.text = CauseTruncated, "truncated answer, and over TCP: "+err.Error()
+				failed(f)
 				continue
 			}
 		}
 		if err != nil {
-			last = netFailure(err, server)
+			failed(netFailure(err, server))
 			continue
 		}
 		switch resp.Rcode {
 		case dns.RcodeSuccess:
 			if !resp.Authoritative && !resp.RecursionAvailable && len(resp.Answer) == 0 {
-				last = &failure{kind: kindServFail, why: CauseLame, text: "lame referral", server: server}
+				failed(&failure{kind: kindServFail, why: CauseLame, text: "lame referral", server: server})
 				continue
 			}
 			r.preferred.Store(uint32(at))
@@ -68,9 +76,9 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 			r.preferred.Store(uint32(at))
 			return resp, server, nil
 		case dns.RcodeServerFailure:
-			last = &failure{kind: kindServFail, why: CauseServFail, server: server}
+			failed(&failure{kind: kindServFail, why: CauseServFail, server: server})
 		case dns.RcodeRefused:
-			last = &failure{kind: kindRefused, why: CauseRefused, server: server}
+			failed(&failure{kind: kindRefused, why: CauseRefused, server: server})
 		default:
 			return nil, server, &failure{kind: kindOther, why: CauseRcode, text: "unexpected rcode " + rcodeString(resp.Rcode), server: server}
 		}

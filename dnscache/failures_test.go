@@ -216,3 +216,34 @@ func TestDeadServerAvoided(t *testing.T) {
 		t.Errorf("failures %+v: a lookup the other server answered did not fail", f)
 	}
 }
+
+// Silence after a bad reply does not hide it: the cause is the reply's.
+func TestFailureCauseSurvivesSilence(t *testing.T) {
+	var n atomic.Int64
+	addr := startCustom(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		switch n.Add(1) {
+		case 1:
+			m := reply(req, dns.RcodeSuccess, rr(t, "host.example. 300 IN A 192.0.2.66"))
+			m.Id ^= 1
+			w.WriteMsg(m) // a spoofer's guess, then nothing
+		case 2:
+			w.WriteMsg(reply(req, dns.RcodeServerFailure))
+		}
+		// then silence
+	})
+	r := newResolver(t, Config{Timeout: 100 * time.Millisecond, Attempts: 3}, addr)
+	var tally Tally
+	_, err := r.Lookup(WithTally(context.Background(), &tally), "host.example.", dns.TypeA)
+	checkErr(t, err, ErrServFail, "host.example.")
+	if got := tally.Failures(); len(got) != 1 || got[0].Cause != CauseServFail {
+		t.Errorf("mismatch, SERVFAIL, silence: %+v, want servfail", got)
+	}
+	n.Store(0)
+	r = newResolver(t, Config{Timeout: 100 * time.Millisecond, Attempts: 1}, addr)
+	tally = Tally{}
+	_, err = r.Lookup(WithTally(context.Background(), &tally), "host.example.", dns.TypeA)
+	checkErr(t, err, ErrTimeout, "host.example.")
+	if got := tally.Failures(); len(got) != 1 || got[0].Cause != CauseMismatch {
+		t.Errorf("mismatch, then silence: %+v, want mismatch", got)
+	}
+}
