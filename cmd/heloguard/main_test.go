@@ -371,10 +371,10 @@ func TestTestErrors(t *testing.T) {
 func TestValidate(t *testing.T) {
 	e := newEnv(t, "")
 	code, out, errs := runCmd("validate", "--config", e.cfg)
-	if code != 0 || !strings.Contains(out, e.cfg+": ok (16 rules") {
+	if code != 0 || !strings.Contains(out, e.cfg+": ok (17 rules") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, _ := runCmd("validate"); code != 0 || !strings.Contains(out, "built-in defaults: ok (16 rules, listen [inet:127.0.0.1:8894], mode enforce, reject at rcpt)") {
+	if code, out, _ := runCmd("validate"); code != 0 || !strings.Contains(out, "built-in defaults: ok (17 rules, listen [inet:127.0.0.1:8894], mode enforce, reject at rcpt)") {
 		t.Errorf("defaults: exit %d %s", code, out)
 	}
 	if code, out, _ := runCmd("validate", e.cfg); code != 0 || !strings.Contains(out, ": ok") {
@@ -415,7 +415,7 @@ func evidenceJSON(iprev, spf string, ptr []string, form string) map[string]any {
 		ptr = []string{}
 	}
 	return map[string]any{"iprev": iprev, "ptr": ptr, "ptr_confirmed": ptr, "ptr_generic": false, "helo_form": form,
-		"helo_matches_ptr": false, "helo_a_matches_ip": false, "helo_literal_matches_ip": false, "helo_aligned": false,
+		"helo_matches_ptr": false, "helo_a_matches_ip": false, "helo_a_temperror": false, "helo_literal_matches_ip": false, "helo_aligned": false,
 		"spf_helo": spf, "helo_is_local": false}
 }
 
@@ -494,6 +494,38 @@ func TestReplayEarlyAndTimeout(t *testing.T) {
 	code, out, _ = runCmd("replay", "--config", e3.cfg, logPath)
 	if code != 0 || !strings.Contains(out, "192.0.2.99 HELO \"\": reject (no-ptr) -> undecided at connect (waits for the HELO)") {
 		t.Errorf("undecided at connect: exit %d\n%s", code, out)
+	}
+}
+
+// A line written before an evidence field existed is judged with every value
+// the field can take: it counts when they all agree, and is undetermined when
+// the verdict depends on it. Before helo_a_temperror, a failed lookup of the
+// HELO's address was not logged: a line that fell through to the default
+// might have been deferred instead.
+func TestReplayOldRecords(t *testing.T) {
+	e := newEnv(t, "")
+	old := func(ev map[string]any) map[string]any {
+		delete(ev, "helo_a_temperror")
+		delete(ev, "ptr_spf")
+		return ev
+	}
+	log := strings.Join([]string{
+		decisionLine(t, map[string]any{"client_ip": "192.0.2.25", "helo": "mail.one-to-one.example", "rule": "helo-equals-ptr", "action": "accept",
+			"evidence": func() map[string]any {
+				ev := old(evidenceJSON("pass", "none", []string{"mail.one-to-one.example"}, "fqdn"))
+				ev["helo_matches_ptr"] = true
+				return ev
+			}()}),
+		decisionLine(t, map[string]any{"client_ip": "192.0.2.66", "helo": "other.example", "rule": "default", "action": "reject",
+			"evidence": old(evidenceJSON("pass", "none", []string{"vps66.cheap-hosting.example"}, "fqdn"))}),
+	}, "\n") + "\n"
+	code, out, errs := runCmd("replay", e.write(t, "old.log", log))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := `line 2 2026-11-22T10:00:00Z 192.0.2.66 HELO "other.example": reject (default) -> depends on ptr_spf, helo_a_temperror, which the record lacks`
+	if !strings.Contains(out, want) || !strings.Contains(out, "2 decisions replayed, 0 would change, 1 undetermined") {
+		t.Errorf("output lacks %q or the counts:\n%s", want, out)
 	}
 }
 

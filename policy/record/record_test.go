@@ -26,7 +26,7 @@ func full() record.Record {
 		Evidence: policy.Evidence{
 			IPRev: policy.IPRevPass, PTR: []string{"vps66.cheap-hosting.example", "other.example"},
 			PTRConfirmed: []string{"vps66.cheap-hosting.example"}, PTRGeneric: true, PTRSPF: policy.SPFSoftFail,
-			HeloForm: policy.HeloFQDN, HeloMatchesPTR: true, HeloAMatchesIP: true, HeloLiteralMatchesIP: true,
+			HeloForm: policy.HeloFQDN, HeloMatchesPTR: true, HeloAMatchesIP: true, HeloATempError: true, HeloLiteralMatchesIP: true,
 			HeloAligned: true, SPFHelo: policy.SPFFail, HeloIsLocal: true,
 		},
 		DNSFailures: []dnscache.Failure{
@@ -172,13 +172,14 @@ func TestRoundTripDNSFailures(t *testing.T) {
 }
 
 func TestOldRecordsSayWhatTheyLack(t *testing.T) {
-	// A line as heloguard wrote it before the format had a version or ptr_spf.
+	// A line as heloguard wrote it before the format had a version, ptr_spf
+	// or helo_a_temperror.
 	old := `{"time":"2026-11-22T10:00:00Z","level":"INFO","msg":"decision","queue_id":"","client_ip":"192.0.2.66","client_port":40000,"client_host":"[192.0.2.66]","helo":"x.example","ptr":["vps66.cheap-hosting.example"],"rule":"helo-spf-fail","action":"reject","reply":"550 5.7.23 x","mode":"enforce","stage":"rcpt","decided_at":"","exemption":"","trusted":false,"evidence_cached":false,"evidence":{"iprev":"pass","ptr":["vps66.cheap-hosting.example"],"ptr_confirmed":["vps66.cheap-hosting.example"],"ptr_generic":false,"helo_form":"fqdn","helo_matches_ptr":false,"helo_a_matches_ip":false,"helo_literal_matches_ip":false,"helo_aligned":false,"spf_helo":"fail","helo_is_local":false},"duration_ms":2.1,"dns_lookups":9,"dns_cache_hits":0}`
 	r, err := record.Parse([]byte(old))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.V != 0 || !reflect.DeepEqual(r.Missing, []string{"ptr_spf"}) || r.Evidence.PTRSPF != "" || r.Evidence.SPFHelo != policy.SPFFail || r.DNSFailures != nil {
+	if r.V != 0 || !reflect.DeepEqual(r.Missing, []string{"ptr_spf", "helo_a_temperror"}) || r.Evidence.PTRSPF != "" || r.Evidence.SPFHelo != policy.SPFFail || r.DNSFailures != nil {
 		t.Errorf("old record: v %d missing %v ptr_spf %q spf_helo %q dns_failures %v", r.V, r.Missing, r.Evidence.PTRSPF, r.Evidence.SPFHelo, r.DNSFailures)
 	}
 }
