@@ -123,8 +123,9 @@ func netFailure(err error, server string) *failure {
 var longAgo = time.Unix(1, 0)
 
 // roundTrip sends q to server over network ("udp" or "tcp") and returns the
-// first reply that matches it (ID, QR, opcode and question); other replies
-// are ignored and reading goes on until the attempt's deadline: Timeout from
+// first reply that matches it (ID, QR, opcode and question), as a truncated
+// one (to be asked again over TCP) if it came over UDP larger than the EDNS0
+// size we advertise; other replies are ignored and reading goes on until the attempt's deadline: Timeout from
 // now, or ctx's deadline if sooner.
 func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
 	deadline := time.Now().Add(r.cfg.Timeout)
@@ -202,6 +203,13 @@ func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns
 			continue
 		}
 		if isReplyTo(q, resp) {
+			if udp && len(p) > ednsSize {
+				// Larger than we said we take: it came past a server that
+				// ignores EDNS0, likely in IP fragments, which anyone can
+				// forge. Ask again over TCP, as for a truncated answer.
+				resp.Truncated = true
+				return &dns.Msg{MsgHdr: resp.MsgHdr}, nil
+			}
 			return resp, nil
 		}
 		if bad == "" {

@@ -66,7 +66,13 @@ const (
 	DefaultFailureTTL     = 5 * time.Second
 	maxDefaultAttempts    = 6
 	maxCNAMEHops          = 10
-	resolvConf            = "/etc/resolv.conf"
+	// maxCachedAnswer bounds the size of an answer kept in the cache (its
+	// records' wire size, uncompressed): the cache counts entries, and a
+	// client that names its own domain in the HELO could otherwise fill each
+	// with a TXT record of 64 KiB. Real answers, SPF's TXT sets included,
+	// are well under it; a larger one is used, and asked for again next time.
+	maxCachedAnswer = 8 << 10
+	resolvConf      = "/etc/resolv.conf"
 )
 
 // Resolver is a caching stub resolver. It is safe for concurrent use.
@@ -300,7 +306,11 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) *entr
 				}
 			}
 			if len(rrs) > 0 {
-				return &entry{rrs: slices.Clip(rrs), expires: now.Add(r.positiveTTL(ttl))}
+				e := &entry{rrs: slices.Clip(rrs), expires: now.Add(r.positiveTTL(ttl))}
+				if answerSize(rrs) > maxCachedAnswer {
+					e.expires = time.Time{} // used, not cached
+				}
+				return e
 			}
 			if next == nil {
 				break
@@ -325,6 +335,15 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) *entr
 		}
 		return r.negative(kindNoData, msg, cur, chainTTL, server, now)
 	}
+}
+
+// answerSize is the wire size of records, uncompressed.
+func answerSize(rrs []dns.RR) int {
+	n := 0
+	for _, rr := range rrs {
+		n += dns.Len(rr)
+	}
+	return n
 }
 
 func (r *Resolver) negative(k kind, msg *dns.Msg, name string, chainTTL uint32, server string, now time.Time) *entry {
