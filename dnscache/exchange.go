@@ -125,8 +125,10 @@ var longAgo = time.Unix(1, 0)
 // roundTrip sends q to server over network ("udp" or "tcp") and returns the
 // first reply that matches it (ID, QR, opcode and question), as a truncated
 // one (to be asked again over TCP) if it came over UDP larger than the EDNS0
-// size we advertise; other replies are ignored and reading goes on until the attempt's deadline: Timeout from
-// now, or ctx's deadline if sooner.
+// size we advertise; other replies are ignored and reading goes on until the
+// attempt's deadline: Timeout from now, or ctx's deadline if sooner. If the
+// attempt ends without a usable reply after unusable ones, its error is a
+// *badReplies that says which came first.
 func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {

@@ -86,7 +86,7 @@ type Failure struct {
 	Name   string // the name looked up, as asked, without the trailing dot ("." for the root)
 	Type   string // the record type: A, AAAA, PTR, TXT, MX
 	Cause  Cause
-	Server string // "ip:port" of the server that failed last; "" if none was asked (the budget ran out)
+	Server string // "ip:port" of the server whose failure this is (the last to fail, unless it was silent after another replied); "" if the budget ran out first
 	Cached bool   // the failure came from the cache: it happened up to FailureTTL before
 }
 
