@@ -51,3 +51,4 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHelo -fuzztime 30s ./policy/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzDNSReply -fuzztime 30s ./dnscache/
