@@ -58,3 +58,6 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config/
 	$(GO) test -run '^$$' -fuzz FuzzAuthResults -fuzztime 30s ./milter/
 	$(GO) test -run '^$$' -fuzz FuzzAuthservID -fuzztime 30s ./milter/
+	$(GO) test -run '^$$' -fuzz FuzzDNSReply -fuzztime 30s ./dnscache/
+	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime 30s ./policy/record/
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 30s ./policy/record/

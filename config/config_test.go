@@ -15,7 +15,7 @@ import (
 )
 
 // builtinOrder is the built-in rule set in the order of the README's table of
-// rules ("How it decides", rows 3 to 18; trusted and allowlist come from
+// rules ("How it decides", rows 3 to 19; trusted and allowlist come from
 // trusted_networks and allowlist).
 var builtinOrder = []string{
 	"helo-impersonates-us",
@@ -30,6 +30,7 @@ var builtinOrder = []string{
 	"generic-ptr-temperror",
 	"helo-equals-ptr",
 	"helo-a-matches",
+	"helo-a-temperror",
 	"helo-literal",
 	"helo-spf-fail",
 	"helo-spf-temperror",

@@ -31,6 +31,7 @@ func TestBuiltinReplies(t *testing.T) {
 		"generic-ptr-temperror": {policy.ActionTempfail, 451, "4.7.24"},
 		"helo-equals-ptr":       {policy.ActionAccept, 0, ""},
 		"helo-a-matches":        {policy.ActionAccept, 0, ""},
+		"helo-a-temperror":      {policy.ActionTempfail, 451, "4.4.3"},
 		"helo-literal":          {policy.ActionAccept, 0, ""},
 		"helo-spf-fail":         {policy.ActionReject, 550, "5.7.23"},
 		"helo-spf-temperror":    {policy.ActionTempfail, 451, "4.7.24"},

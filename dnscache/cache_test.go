@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,5 +226,37 @@ func TestCanceledBeforeLookup(t *testing.T) {
 	_, err := r.LookupMX(ctx, "host.example.")
 	if !errors.Is(err, context.Canceled) || s.Queries() != 0 {
 		t.Errorf("got %v after %d queries, want context.Canceled and none", err, s.Queries())
+	}
+}
+
+// An answer larger than maxCachedAnswer is used, and not cached: the cache
+// counts entries, and such answers would make each one weigh 64 KiB.
+func TestHugeAnswerNotCached(t *testing.T) {
+	huge := "huge.example. 300 IN TXT" + strings.Repeat(` "`+strings.Repeat("h", 255)+`"`, 40) // about 10 KiB
+	s := startZone(t, []string{huge, `small.example. 300 IN TXT "v=spf1 -all"`})
+	r := newResolver(t, Config{}, s.Addr)
+	tests := []struct {
+		name    string
+		queries int64 // upstream queries for two lookups
+		cached  bool
+	}{
+		{"huge.example.", 4, false}, // each time over UDP (truncated), then TCP
+		{"small.example.", 1, true},
+	}
+	for _, tt := range tests {
+		var tally Tally
+		ctx := WithTally(context.Background(), &tally)
+		for range 2 {
+			if txts, err := r.LookupTXT(ctx, tt.name); err != nil || len(txts) != 1 {
+				t.Fatalf("%s: %d records, %v", tt.name, len(txts), err)
+			}
+		}
+		if got := s.QueriesFor(tt.name, dns.TypeTXT); got != tt.queries {
+			t.Errorf("%s: %d queries, want %d", tt.name, got, tt.queries)
+		}
+		// Evidence built on an answer that is not cached is not kept either.
+		if expiresAtOnce := tally.Expires() == time.Unix(0, 1); expiresAtOnce == tt.cached {
+			t.Errorf("%s: tally expires %v", tt.name, tally.Expires())
+		}
 	}
 }

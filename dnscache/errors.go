@@ -16,6 +16,50 @@ var (
 	ErrTimeout  = errors.New("i/o timeout")        // no usable answer in time
 )
 
+// Cause names why a lookup failed: what the decision record says of each
+// failed lookup, for the operator who must find out which DNS trouble made a
+// decision temperror. NXDOMAIN and NODATA are answers, not failures, and have
+// no cause. The set is small and fixed: a new value is a new word in the
+// decision record's format.
+type Cause string
+
+const (
+	// CauseTimeout: no reply in time from any server asked, or the caller's
+	// budget (decision_timeout) ran out first.
+	CauseTimeout Cause = "timeout"
+	// CauseServFail: the server answered SERVFAIL.
+	CauseServFail Cause = "servfail"
+	// CauseRefused: the server answered REFUSED.
+	CauseRefused Cause = "refused"
+	// CauseLame: a NOERROR reply with no answer and neither RA nor AA set: a
+	// lame delegation or a server that is not recursive.
+	CauseLame Cause = "lame"
+	// CauseTruncated: the UDP reply had TC set and TCP gave no whole reply
+	// (refused, reset, timed out, or truncated again).
+	CauseTruncated Cause = "truncated"
+	// CauseMalformed: replies came that are not DNS messages (they could not
+	// be parsed), and no usable one before the timeout.
+	CauseMalformed Cause = "malformed"
+	// CauseMismatch: replies came that do not answer the query (wrong ID,
+	// question or flags: RFC 5452 section 9.1; a spoofing attempt looks like
+	// this), and no usable one before the timeout. They were ignored.
+	CauseMismatch Cause = "mismatch"
+	// CauseCNAMELoop: the CNAME chain loops, or is longer than 10 names.
+	CauseCNAMELoop Cause = "cname-loop"
+	// CauseRcode: another RCODE than NOERROR, NXDOMAIN, SERVFAIL or REFUSED
+	// (FORMERR, NOTIMP, ...).
+	CauseRcode Cause = "rcode"
+	// CauseNetwork: sending or receiving failed: connection refused (an ICMP
+	// port unreachable), reset, network unreachable.
+	CauseNetwork Cause = "network"
+)
+
+// Causes returns every Cause, in the order of their definitions.
+func Causes() []Cause {
+	return []Cause{CauseTimeout, CauseServFail, CauseRefused, CauseLame, CauseTruncated,
+		CauseMalformed, CauseMismatch, CauseCNAMELoop, CauseRcode, CauseNetwork}
+}
+
 // kind classifies the outcome of a lookup.
 type kind uint8
 
@@ -49,10 +93,14 @@ func (k kind) sentinel() error {
 // may sit in the cache and be shared.
 type failure struct {
 	kind   kind
+	why    Cause  // for every kind but kindNXDomain and kindNoData
 	text   string // Err text; "" = the sentinel's text
 	cause  error  // UnwrapErr for kindOther; nil = none
 	server string
 }
+
+// temporary reports whether f is a failure, not a negative answer.
+func (f *failure) temporary() bool { return f.kind != kindNXDomain && f.kind != kindNoData }
 
 // dnsError builds a fresh *net.DNSError for name, so callers never share one.
 func (f *failure) dnsError(name string) *net.DNSError {
@@ -78,7 +126,7 @@ func (f *failure) dnsError(name string) *net.DNSError {
 // ctxFailure classifies the error of a caller's context that ended.
 func ctxFailure(err error) *failure {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &failure{kind: kindTimeout}
+		return &failure{kind: kindTimeout, why: CauseTimeout}
 	}
 	return &failure{kind: kindOther, text: "operation was canceled", cause: err}
 }

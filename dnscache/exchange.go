@@ -22,48 +22,69 @@ var errTruncatedTCP = errors.New("truncated answer over TCP")
 // exchange asks the servers for name and qtype, round-robin over at most
 // Attempts attempts, and returns the first usable answer: NOERROR or NXDOMAIN.
 // It goes to the next server only on a timeout, a network error, SERVFAIL,
-// REFUSED or a lame referral; every other outcome is final.
+// REFUSED, a lame referral or a truncated answer that TCP could not complete;
+// every other outcome is final. The first server asked is the one that last
+// gave a usable answer, so that a dead server costs one timeout, not one per
+// lookup. The failure returned is the last attempt's, unless that was silence
+// (a plain timeout) after an attempt that got a reply: a reply, even a bad
+// one, says more of the trouble than silence does.
 func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, *failure) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype) // RD set
 	q.SetEdns0(ednsSize, false)
+	n := len(r.cfg.Servers)
+	first := int(r.preferred.Load())
 	var last *failure
+	failed := func(f *failure) {
+		if last == nil || f.why != CauseTimeout || last.why == CauseTimeout {
+			last = f
+		}
+	}
 	for i := range r.cfg.Attempts {
 		if ctx.Err() != nil {
 			break
 		}
-		server := r.cfg.Servers[i%len(r.cfg.Servers)]
+		at := (first + i) % n
+		server := r.cfg.Servers[at]
 		q.Id = dns.Id()
 		resp, err := r.roundTrip(ctx, "udp", server, q)
 		if err == nil && resp.Truncated {
 			resp, err = r.roundTrip(ctx, "tcp", server, q)
 			if err == nil && resp.Truncated {
-				return nil, server, &failure{kind: kindOther, text: errTruncatedTCP.Error(), cause: errTruncatedTCP, server: server}
+				return nil, server, &failure{kind: kindOther, why: CauseTruncated, text: errTruncatedTCP.Error(), cause: errTruncatedTCP, server: server}
+			}
+			if err != nil {
+				f := netFailure(err, server)
+				f.why, f.text = CauseTruncated, "truncated answer, and over TCP: "+err.Error()
+				failed(f)
+				continue
 			}
 		}
 		if err != nil {
-			last = netFailure(err, server)
+			failed(netFailure(err, server))
 			continue
 		}
 		switch resp.Rcode {
 		case dns.RcodeSuccess:
 			if !resp.Authoritative && !resp.RecursionAvailable && len(resp.Answer) == 0 {
-				last = &failure{kind: kindServFail, text: "lame referral", server: server}
+				failed(&failure{kind: kindServFail, why: CauseLame, text: "lame referral", server: server})
 				continue
 			}
+			r.preferred.Store(uint32(at))
 			return resp, server, nil
 		case dns.RcodeNameError:
+			r.preferred.Store(uint32(at))
 			return resp, server, nil
 		case dns.RcodeServerFailure:
-			last = &failure{kind: kindServFail, server: server}
+			failed(&failure{kind: kindServFail, why: CauseServFail, server: server})
 		case dns.RcodeRefused:
-			last = &failure{kind: kindRefused, server: server}
+			failed(&failure{kind: kindRefused, why: CauseRefused, server: server})
 		default:
-			return nil, server, &failure{kind: kindOther, text: "unexpected rcode " + rcodeString(resp.Rcode), server: server}
+			return nil, server, &failure{kind: kindOther, why: CauseRcode, text: "unexpected rcode " + rcodeString(resp.Rcode), server: server}
 		}
 	}
 	if last == nil { // the budget ran out before any attempt
-		last = &failure{kind: kindTimeout}
+		last = &failure{kind: kindTimeout, why: CauseTimeout}
 	}
 	return nil, last.server, last
 }
@@ -75,22 +96,39 @@ func rcodeString(rc int) string {
 	return fmt.Sprint(rc)
 }
 
+// badReplies is the error of an attempt during which replies came that were
+// not usable (garbage, or not answers to the query) and no usable one did.
+type badReplies struct {
+	why Cause // CauseMalformed or CauseMismatch: the first bad reply
+	err error // how the attempt ended: a timeout, EOF
+}
+
+func (e *badReplies) Error() string { return fmt.Sprintf("%v (after %s replies)", e.err, e.why) }
+func (e *badReplies) Unwrap() error { return e.err }
+
 // netFailure classifies an error of roundTrip.
 func netFailure(err error, server string) *failure {
 	var ne net.Error
+	f := &failure{kind: kindOther, why: CauseNetwork, text: err.Error(), cause: err, server: server}
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return &failure{kind: kindTimeout, server: server}
+		f = &failure{kind: kindTimeout, why: CauseTimeout, server: server}
 	}
-	return &failure{kind: kindOther, text: err.Error(), cause: err, server: server}
+	if br, ok := errors.AsType[*badReplies](err); ok {
+		f.why = br.why
+	}
+	return f
 }
 
 // longAgo is a deadline in the past, to interrupt a blocked read.
 var longAgo = time.Unix(1, 0)
 
 // roundTrip sends q to server over network ("udp" or "tcp") and returns the
-// first reply that matches it (ID, QR, opcode and question); other replies
-// are ignored and reading goes on until the attempt's deadline: Timeout from
-// now, or ctx's deadline if sooner.
+// first reply that matches it (ID, QR, opcode and question), as a truncated
+// one (to be asked again over TCP) if it came over UDP larger than the EDNS0
+// size we advertise; other replies are ignored and reading goes on until the
+// attempt's deadline: Timeout from now, or ctx's deadline if sooner. If the
+// attempt ends without a usable reply after unusable ones, its error is a
+// *badReplies that says which came first.
 func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -129,22 +167,29 @@ func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns
 		defer r.udpBufs.Put(bp)
 		buf = *bp
 	}
+	var bad Cause // the first unusable reply: CauseMalformed or CauseMismatch
+	ended := func(err error) error {
+		if bad != "" {
+			return &badReplies{why: bad, err: err}
+		}
+		return err
+	}
 	for {
 		var p []byte
 		if udp {
 			n, err := c.Read(buf)
 			if err != nil {
-				return nil, err
+				return nil, ended(err)
 			}
 			p = buf[:n]
 		} else {
 			var l [2]byte
 			if _, err := io.ReadFull(c, l[:]); err != nil {
-				return nil, err
+				return nil, ended(err)
 			}
 			p = make([]byte, binary.BigEndian.Uint16(l[:]))
 			if _, err := io.ReadFull(c, p); err != nil {
-				return nil, err
+				return nil, ended(err)
 			}
 		}
 		resp := new(dns.Msg)
@@ -154,10 +199,23 @@ func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns
 			if len(p) >= 12 && resp.Truncated && udp && resp.Id == q.Id && resp.Response {
 				return &dns.Msg{MsgHdr: resp.MsgHdr}, nil
 			}
+			if bad == "" {
+				bad = CauseMalformed
+			}
 			continue
 		}
 		if isReplyTo(q, resp) {
+			if udp && len(p) > ednsSize {
+				// Larger than we said we take: it came past a server that
+				// ignores EDNS0, likely in IP fragments, which anyone can
+				// forge. Ask again over TCP, as for a truncated answer.
+				resp.Truncated = true
+				return &dns.Msg{MsgHdr: resp.MsgHdr}, nil
+			}
 			return resp, nil
+		}
+		if bad == "" {
+			bad = CauseMismatch
 		}
 	}
 }

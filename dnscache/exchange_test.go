@@ -5,7 +5,10 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,5 +267,34 @@ func TestIPv6Server(t *testing.T) {
 	rrs, err := r.Lookup(context.Background(), "v6.example.", dns.TypeAAAA)
 	if err != nil || len(rrs) != 1 {
 		t.Fatalf("via %s: %v %v", addr, rrs, err)
+	}
+}
+
+// A UDP reply larger than the EDNS0 size we advertise (from a server that
+// ignores it, likely in forgeable IP fragments) is not used: the question is
+// asked again over TCP.
+func TestOversizedUDPReplyRetriedOverTCP(t *testing.T) {
+	var udp, tcp atomic.Int64
+	big := `big.example. 300 IN TXT "` + strings.Repeat("u", 250) + `"`
+	addr := startCustom(t, func(w dns.ResponseWriter, req *dns.Msg) {
+		m := reply(req, dns.RcodeSuccess)
+		for range 8 { // about 2 KB: over 1232
+			m.Answer = append(m.Answer, rr(t, big))
+		}
+		if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
+			udp.Add(1)
+			m.Answer[0].(*dns.TXT).Txt[0] = "forged" // what a forged fragment would carry
+		} else {
+			tcp.Add(1)
+		}
+		w.WriteMsg(m)
+	})
+	r := newResolver(t, Config{}, addr)
+	txts, err := r.LookupTXT(context.Background(), "big.example.")
+	if err != nil || len(txts) != 8 || slices.Contains(txts, "forged") {
+		t.Fatalf("got %d records %v, want the 8 of the TCP answer", len(txts), err)
+	}
+	if udp.Load() != 1 || tcp.Load() != 1 {
+		t.Errorf("%d UDP and %d TCP queries, want 1 and 1", udp.Load(), tcp.Load())
 	}
 }

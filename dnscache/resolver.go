@@ -8,7 +8,9 @@
 // Every failure is a bare *net.DNSError, following the standard library's
 // convention (IsNotFound for NXDOMAIN and NODATA, IsTemporary and IsTimeout for
 // the rest), with UnwrapErr set to one of ErrNXDomain, ErrNoData, ErrServFail,
-// ErrRefused or ErrTimeout.
+// ErrRefused or ErrTimeout. A Tally on the lookup's context also names every
+// lookup that failed and why (a Cause: timeout, servfail, garbage, ...),
+// whether it failed just now or its failure came from the cache.
 package dnscache
 
 import (
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -63,7 +66,13 @@ const (
 	DefaultFailureTTL     = 5 * time.Second
 	maxDefaultAttempts    = 6
 	maxCNAMEHops          = 10
-	resolvConf            = "/etc/resolv.conf"
+	// maxCachedAnswer bounds the size of an answer kept in the cache (its
+	// records' wire size, uncompressed): the cache counts entries, and a
+	// client that names its own domain in the HELO could otherwise fill each
+	// with a TXT record of 64 KiB. Real answers, SPF's TXT sets included,
+	// are well under it; a larger one is used, and asked for again next time.
+	maxCachedAnswer = 8 << 10
+	resolvConf      = "/etc/resolv.conf"
 )
 
 // Resolver is a caching stub resolver. It is safe for concurrent use.
@@ -72,6 +81,10 @@ type Resolver struct {
 	cache  *cache
 	flight singleflight.Group
 	stats  counters
+
+	// preferred is the index of the server that last gave a usable answer:
+	// the first one asked.
+	preferred atomic.Uint32
 
 	udpBufs sync.Pool // *[]byte of dns.MaxMsgSize, to read UDP replies
 }
@@ -192,33 +205,39 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	if e, ok := r.cache.get(k, r.cfg.Now()); ok {
 		r.stats.hits.Add(1)
 		t.each(func(t *Tally) { t.Hits.Add(1) })
-		t.note(e.expires)
-		return r.result(e, fqdn)
+		return r.result(t, e, fqdn, qtype, true)
 	}
 	r.stats.misses.Add(1)
 	if ctx.Err() != nil {
-		t.note(time.Time{}) // no answer: what was gathered must not be cached
-		return nil, r.canceled(ctx, fqdn)
+		return nil, r.canceled(ctx, t, fqdn, qtype)
 	}
 	ch := r.flight.DoChan(k.name+"/"+strconv.Itoa(int(qtype)), func() (any, error) {
 		return r.fly(ctx, k, fqdn), nil
 	})
 	select {
 	case res := <-ch:
-		e := res.Val.(*entry)
-		t.note(e.expires)
-		return r.result(e, fqdn)
+		return r.result(t, res.Val.(*entry), fqdn, qtype, false)
 	case <-ctx.Done():
-		t.note(time.Time{}) // no answer: what was gathered must not be cached
-		return nil, r.canceled(ctx, fqdn)
+		return nil, r.canceled(ctx, t, fqdn, qtype)
 	}
 }
 
-func (r *Resolver) result(e *entry, name string) (*entry, error) {
-	if e.fail != nil {
-		return nil, r.fail(e.fail, name)
+// result returns what a lookup of name and qtype gives from entry e, and notes
+// it in the tally: its expiry, and the failure if it is one. A failure expires
+// the tally at once (no evidence built on it is kept), however long the cache
+// keeps it.
+func (r *Resolver) result(t *Tally, e *entry, name string, qtype uint16, cached bool) (*entry, error) {
+	if e.fail == nil {
+		t.note(e.expires)
+		return e, nil
 	}
-	return e, nil
+	if e.fail.temporary() {
+		t.note(time.Time{})
+		t.failed(Failure{Name: name, Type: typeString(qtype), Cause: e.fail.why, Server: e.fail.server, Cached: cached})
+	} else {
+		t.note(e.expires)
+	}
+	return nil, r.fail(e.fail, name)
 }
 
 func (r *Resolver) fail(f *failure, name string) *net.DNSError {
@@ -226,9 +245,18 @@ func (r *Resolver) fail(f *failure, name string) *net.DNSError {
 	return f.dnsError(name)
 }
 
-func (r *Resolver) canceled(ctx context.Context, name string) *net.DNSError {
+// canceled is the error for a caller whose ctx ended before the answer came.
+// A deadline (the decision's budget) is a timeout of the lookup; a
+// cancellation (the connection went away) is no DNS trouble and is not
+// reported as a failure.
+func (r *Resolver) canceled(ctx context.Context, t *Tally, name string, qtype uint16) *net.DNSError {
+	t.note(time.Time{}) // no answer: what was gathered must not be cached
 	e := ctxError(ctx, name)
-	r.stats.countError(ctxFailure(ctx.Err()).kind)
+	f := ctxFailure(ctx.Err())
+	r.stats.countError(f.kind)
+	if f.why != "" {
+		t.failed(Failure{Name: name, Type: typeString(qtype), Cause: f.why})
+	}
 	return e
 }
 
@@ -278,7 +306,11 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) *entr
 				}
 			}
 			if len(rrs) > 0 {
-				return &entry{rrs: slices.Clip(rrs), expires: now.Add(r.positiveTTL(ttl))}
+				e := &entry{rrs: slices.Clip(rrs), expires: now.Add(r.positiveTTL(ttl))}
+				if answerSize(rrs) > maxCachedAnswer {
+					e.expires = time.Time{} // used, not cached
+				}
+				return e
 			}
 			if next == nil {
 				break
@@ -286,10 +318,10 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) *entr
 			hops++
 			target := strings.ToLower(dns.Fqdn(next.Target))
 			if seen[target] {
-				return r.failed(&failure{kind: kindServFail, text: "CNAME loop", server: server}, now)
+				return r.failed(&failure{kind: kindServFail, why: CauseCNAMELoop, text: "CNAME loop", server: server}, now)
 			}
 			if hops > maxCNAMEHops {
-				return r.failed(&failure{kind: kindServFail, text: "CNAME chain too long", server: server}, now)
+				return r.failed(&failure{kind: kindServFail, why: CauseCNAMELoop, text: "CNAME chain too long", server: server}, now)
 			}
 			seen[target] = true
 			chainTTL = min(chainTTL, next.Hdr.Ttl)
@@ -303,6 +335,15 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) *entr
 		}
 		return r.negative(kindNoData, msg, cur, chainTTL, server, now)
 	}
+}
+
+// answerSize is the wire size of records, uncompressed.
+func answerSize(rrs []dns.RR) int {
+	n := 0
+	for _, rr := range rrs {
+		n += dns.Len(rr)
+	}
+	return n
 }
 
 func (r *Resolver) negative(k kind, msg *dns.Msg, name string, chainTTL uint32, server string, now time.Time) *entry {

@@ -2,8 +2,13 @@ package dnscache
 
 import (
 	"context"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Stats are counters since New. Errors are counted per lookup that returned
@@ -61,7 +66,8 @@ func (r *Resolver) Stats() Stats {
 // Tally counts the DNS work done for one decision. Attach it to a context with
 // WithTally; every lookup made with that context (or one derived from it) adds
 // to it. Upstream queries of a lookup shared with other callers are counted by
-// the caller that started it.
+// the caller that started it. It also keeps the lookups that failed (see
+// Failures).
 type Tally struct {
 	Lookups  atomic.Int64 // lookups asked
 	Hits     atomic.Int64 // answered from the cache
@@ -69,6 +75,68 @@ type Tally struct {
 
 	parent  *Tally       // the tally of the enclosing context, which counts too
 	expires atomic.Int64 // earliest expiry (Unix ns) of the answers given; 0 = none yet
+
+	mu       sync.Mutex
+	failures []Failure // at most MaxFailures, one per name and type
+}
+
+// Failure is a lookup that failed: what the decision record names under
+// dns_failures. NXDOMAIN and NODATA are answers, not failures.
+type Failure struct {
+	Name   string // the name looked up, as asked, without the trailing dot ("." for the root)
+	Type   string // the record type: A, AAAA, PTR, TXT, MX
+	Cause  Cause
+	Server string // "ip:port" of the server whose failure this is (the last to fail, unless it was silent after another replied); "" if the budget ran out first
+	Cached bool   // the failure came from the cache: it happened up to FailureTTL before
+}
+
+// MaxFailures bounds the failures a Tally keeps: the first ones, one per name
+// and type. A decision whose DNS is down fails the same few lookups; more
+// would only lengthen the log line.
+const MaxFailures = 10
+
+// failed adds f to t and the tallies it is nested in, unless a failure of the
+// same name and type is there already or the list is full.
+func (t *Tally) failed(f Failure) {
+	if t == nil {
+		return
+	}
+	if len(f.Name) > 1 {
+		f.Name = strings.TrimSuffix(f.Name, ".")
+	}
+	t.each(func(t *Tally) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if len(t.failures) >= MaxFailures {
+			return
+		}
+		for _, g := range t.failures {
+			if g.Type == f.Type && strings.EqualFold(g.Name, f.Name) {
+				return
+			}
+		}
+		t.failures = append(t.failures, f)
+	})
+}
+
+// Failures returns the lookups that failed under t, in the order they failed:
+// at most MaxFailures, one per name and type (the first failure of each).
+// Nil if none did.
+func (t *Tally) Failures() []Failure {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.failures) == 0 {
+		return nil
+	}
+	return append([]Failure(nil), t.failures...)
+}
+
+// typeString is the mnemonic of a record type, or TYPEnnn (RFC 3597).
+func typeString(qtype uint16) string {
+	if s, ok := dns.TypeToString[qtype]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(qtype))
 }
 
 // each runs f on t and the tallies it is nested in.
@@ -97,7 +165,10 @@ func (t *Tally) note(exp time.Time) {
 
 // Expires is the earliest expiry of the answers given under t: until then,
 // repeating the same lookups would give the same answers. Zero if there were
-// none.
+// none. A lookup that failed (not NXDOMAIN or NODATA) or did not finish
+// makes it expire at once, however long the failure is cached: evidence built
+// on DNS trouble is not kept, and each decision that meets the trouble reads
+// the failure again (from the cache, for FailureTTL) and names it.
 func (t *Tally) Expires() time.Time {
 	ns := t.expires.Load()
 	if ns == 0 {

@@ -29,6 +29,7 @@ func (s *session) flushLog() {
 	}
 	r.Stage, r.DecidedAt, r.Exemption = v.stage, v.decidedAt, v.exemption
 	r.DNSLookups, r.DNSCacheHits = s.tally.Lookups.Load(), s.tally.Hits.Load()
+	r.DNSFailures = s.tally.Failures()
 	buf := r.AppendJSON(make([]byte, 0, 1024))
 	// One write per line: the writer serializes lines from concurrent sessions.
 	if _, err := s.srv.decisions.Write(append(buf, '\n')); err != nil {

@@ -187,8 +187,11 @@ func (e *Engine) gather(ctx context.Context, ip netip.Addr, h Helo, pending *Pen
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// An address of the client is a match even if the other address
+			// type failed; without one, a failure leaves the match unknown.
 			addrs, err := e.opt.Resolver.LookupIP(ctx, h.Name)
-			ev.HeloAMatchesIP = err == nil && containsAddr(addrs, ip)
+			ev.HeloAMatchesIP = containsAddr(addrs, ip)
+			ev.HeloATempError = !ev.HeloAMatchesIP && err != nil && !isNotFound(err)
 		}()
 		// SPF runs here rather than in a goroutine of its own: its call chain
 		// is deep, and a fresh goroutine's stack would be grown and copied on

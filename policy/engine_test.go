@@ -187,6 +187,33 @@ func TestEvaluateForwardTemperror(t *testing.T) {
 	}
 }
 
+// An address of the client in the A records is a match, even when the AAAA
+// lookup of the same name fails (a broken server that SERVFAILs on AAAA): for
+// the PTR name (iprev pass, not temperror) and for the HELO
+// (helo_a_matches_ip, not helo_a_temperror).
+func TestEvaluateAddressDespiteFailedSibling(t *testing.T) {
+	records := []string{
+		"40.2.0.192.in-addr.arpa. 300 IN PTR mail.v4.example.",
+		"mail.v4.example. 300 IN A 192.0.2.40",
+		"relay.v4.example. 300 IN A 192.0.2.40",
+		"other.v4.example. 300 IN A 192.0.2.41",
+	}
+	w := startWorld(t, records, func(z *dnsworld.Zone) {
+		for _, n := range []string{"mail.v4.example.", "relay.v4.example.", "other.v4.example."} {
+			z.AddFault(n, dns.TypeAAAA, dnsworld.FaultServfail)
+		}
+	})
+	d := w.evaluate(t, "192.0.2.40", "relay.v4.example")
+	if d.Evidence.IPRev != policy.IPRevPass || !d.Evidence.HeloAMatchesIP || d.Evidence.HeloATempError || d.Rule != "helo-a-matches" {
+		t.Errorf("got %s by %s, evidence %+v", d.Action, d.Rule, d.Evidence)
+	}
+	// Without the client's address, the failure leaves the match unknown.
+	d = w.evaluate(t, "192.0.2.40", "other.v4.example")
+	if d.Evidence.HeloAMatchesIP || !d.Evidence.HeloATempError || d.Rule != "helo-a-temperror" || d.Action != policy.ActionTempfail {
+		t.Errorf("no address of the client: %s by %s, evidence %+v", d.Action, d.Rule, d.Evidence)
+	}
+}
+
 func TestEvaluatePTRTemperror(t *testing.T) {
 	w := startWorld(t, []string{"90.2.0.192.in-addr.arpa. 300 IN PTR x.example."}, func(z *dnsworld.Zone) {
 		z.AddFault("90.2.0.192.in-addr.arpa.", dns.TypePTR, dnsworld.FaultServfail)

@@ -24,6 +24,7 @@ type Evidence struct {
 	HeloForm             HeloForm
 	HeloMatchesPTR       bool
 	HeloAMatchesIP       bool
+	HeloATempError       bool // the HELO's A/AAAA lookup failed temporarily without giving the client's address
 	HeloLiteralMatchesIP bool
 	HeloAligned          bool
 	SPFHelo              SPFResult

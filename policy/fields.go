@@ -45,6 +45,7 @@ const (
 	fHeloForm
 	fHeloMatchesPTR
 	fHeloAMatchesIP
+	fHeloATempError
 	fHeloLiteralMatchesIP
 	fHeloAligned
 	fSPFHelo
@@ -73,6 +74,8 @@ func (e *Evidence) flag(id fieldID) *bool {
 		return &e.HeloMatchesPTR
 	case fHeloAMatchesIP:
 		return &e.HeloAMatchesIP
+	case fHeloATempError:
+		return &e.HeloATempError
 	case fHeloLiteralMatchesIP:
 		return &e.HeloLiteralMatchesIP
 	case fHeloAligned:
@@ -126,6 +129,9 @@ var fieldTable = [...]Field{
 	{Name: "helo_a_matches_ip", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO's A/AAAA records hold the client IP",
 		id:      fHeloAMatchesIP},
+	{Name: "helo_a_temperror", Kind: KindBool, Match: true, Helo: true,
+		Meaning: "the HELO's A/AAAA lookup failed temporarily (DNS trouble) and gave no address of the client: whether helo_a_matches_ip holds is unknown",
+		id:      fHeloATempError},
 	{Name: "helo_literal_matches_ip", Kind: KindBool, Match: true, Helo: true,
 		Meaning: "the HELO is an address literal ([192.0.2.1], [IPv6:2001:db8::1]) of the client IP",
 		id:      fHeloLiteralMatchesIP},

@@ -70,12 +70,11 @@ func lookupIPRev(ctx context.Context, r Resolver, ip netip.Addr, started func(fi
 	confirmed := make([]bool, len(check))
 	temp := make([]bool, len(check))
 	forward := func(i int) {
+		// An address of the client confirms the name even if the other
+		// address type failed (a broken AAAA beside a good A).
 		addrs, err := r.LookupIP(ctx, check[i])
-		if err != nil {
-			temp[i] = !isNotFound(err)
-			return
-		}
 		confirmed[i] = containsAddr(addrs, ip)
+		temp[i] = !confirmed[i] && err != nil && !isNotFound(err)
 	}
 	// The names are checked concurrently; the first on this goroutine, since
 	// most IPs have exactly one PTR name.

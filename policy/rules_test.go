@@ -136,6 +136,12 @@ func TestBuiltinRulesFire(t *testing.T) {
 		{"helo-a-matches", "192.0.2.25", "smtp.sender.example", func(e *policy.Evidence) {
 			e.HeloAMatchesIP, e.SPFHelo = true, policy.SPFFail
 		}, policy.ActionAccept, ""},
+		// DNS trouble on the HELO's A/AAAA: helo-a-matches might have
+		// accepted, so the SPF fail and the default reject below must not.
+		{"helo-a-temperror", "192.0.2.25", "flaky.example", func(e *policy.Evidence) {
+			e.HeloATempError, e.SPFHelo = true, policy.SPFFail
+		}, policy.ActionTempfail, "451 4.4.3 "},
+		{"helo-a-temperror", "192.0.2.25", "flaky.example", func(e *policy.Evidence) { e.HeloATempError = true }, policy.ActionTempfail, "451 4.4.3 "},
 		{"helo-literal", "192.0.2.25", "[192.0.2.25]", func(e *policy.Evidence) {
 			e.HeloForm, e.HeloLiteralMatchesIP = policy.HeloAddressLiteral, true
 		}, policy.ActionAccept, ""},

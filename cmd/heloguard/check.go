@@ -54,6 +54,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			r.Mode = record.ModeMonitor
 		}
 		r.DNSLookups, r.DNSCacheHits = tally.Lookups.Load(), tally.Hits.Load()
+		r.DNSFailures = tally.Failures()
 		var out bytes.Buffer
 		if err := json.Indent(&out, r.AppendJSON(nil), "", "  "); err != nil {
 			fmt.Fprintf(stderr, "heloguard check: %v\n", err)
@@ -64,6 +65,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	explain(stdout, ip.Unmap(), d)
+	if fs := tally.Failures(); len(fs) > 0 {
+		fmt.Fprintln(stdout, "DNS failures:")
+		for _, f := range fs {
+			fmt.Fprintf(stdout, "  %s\n", failureText(f))
+		}
+	}
 	fmt.Fprintf(stdout, "took %s, %d DNS lookups (%d answered from cache)\n",
 		d.Duration.Round(time.Millisecond/10), tally.Lookups.Load(), tally.Hits.Load())
 	return exitOK
@@ -141,6 +148,22 @@ func fieldNote(name string, d policy.Decision) string {
 		}
 	}
 	return ""
+}
+
+// failureText is a failed lookup for a person: "PTR 99.2.0.192.in-addr.arpa:
+// servfail from 127.0.0.1:53".
+func failureText(f dnscache.Failure) string {
+	s := f.Type + " " + policy.ClientText(f.Name, 255) + ": " + string(f.Cause)
+	switch {
+	case f.Server != "":
+		s += " from " + f.Server
+	case f.Cause == dnscache.CauseTimeout:
+		s += " (the decision's time ran out first)"
+	}
+	if f.Cached {
+		s += " (cached failure, at most dns.failure_ttl old)"
+	}
+	return s
 }
 
 func iprevWords(r policy.IPRevResult) string {

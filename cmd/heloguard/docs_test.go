@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/heloguard/heloguard/config"
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
 )
 
 // The README's tables of evidence fields, placeholders and built-in rules are
@@ -79,5 +81,21 @@ func TestReadmeRulesTable(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("README's rules table lists %v;\nthe built-in rules are %v", got, want)
+	}
+}
+
+// The README explains every cause a failed lookup can have, and its sample
+// decision line is one.
+func TestReadmeDecisionRecord(t *testing.T) {
+	doc := readme(t)
+	for _, c := range dnscache.Causes() {
+		if !strings.Contains(doc, "`"+string(c)+"`") {
+			t.Errorf("README does not explain the DNS failure cause %s", c)
+		}
+	}
+	sample := regexp.MustCompile("(?m)^\\{\"time\":\"…\",\"level\":\"INFO\",\"msg\":\"decision\".*$").FindString(doc)
+	r, err := record.Parse([]byte(strings.Replace(sample, "…", "2026-12-01T10:00:00Z", 1)))
+	if err != nil || len(r.Missing) > 0 || !strings.HasSuffix(sample, `"dns_failures":[]}`) {
+		t.Errorf("README's sample decision line: %v, missing %v:\n%s", err, r.Missing, sample)
 	}
 }

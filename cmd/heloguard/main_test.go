@@ -7,13 +7,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
 	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
+	"github.com/miekg/dns"
 )
 
 // The operator's commands, run in-process through run() against a DNS world on
@@ -45,6 +49,9 @@ func newEnv(t *testing.T, extraConfig string) *env {
 			t.Fatalf("AddRR(%q): %v", r, err)
 		}
 	}
+	// DNS trouble: the PTR of 192.0.2.77, the SPF record of broken-spf.example.
+	z.AddFault("77.2.0.192.in-addr.arpa.", dns.TypePTR, dnsworld.FaultServfail)
+	z.AddFault("broken-spf.example.", dns.TypeTXT, dnsworld.FaultServfail)
 	srv, err := dnsworld.Start(z)
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +148,9 @@ func TestCheckJSON(t *testing.T) {
 					t.Errorf("evidence has no %s: %v", f.Name, ev)
 				}
 			}
+			if f, ok := m["dns_failures"].([]any); !ok || len(f) != 0 {
+				t.Errorf("dns_failures = %v, want []", m["dns_failures"])
+			}
 			// check --json prints a decision record.
 			if r, err := record.Parse([]byte(out)); err != nil || string(r.Action) != tc.action || len(r.Missing) > 0 {
 				t.Errorf("not a decision record: %v, %+v", err, r)
@@ -186,6 +196,49 @@ func TestCheckText(t *testing.T) {
 	_, out, _ = runCmd("check", "--config", e.cfg, "127.0.0.1", "localhost")
 	if !strings.Contains(out, "trusted_networks") || e.srv.Queries() != 0 {
 		t.Errorf("trusted: %d queries\n%s", e.srv.Queries(), out)
+	}
+}
+
+// A temperror says which lookup failed, why and from which server: in the
+// record, in the explanation, and in the spf command's trace.
+func TestCommandsNameDNSFailures(t *testing.T) {
+	e := newEnv(t, "")
+	ptr := dnscache.Failure{Name: "77.2.0.192.in-addr.arpa", Type: "PTR", Cause: dnscache.CauseServFail, Server: e.srv.Addr}
+	code, out, errs := runCmd("check", "--config", e.cfg, "--json", "192.0.2.77", "mail.one-to-one.example")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	r, err := record.Parse([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rule != "reverse-dns-temperror" || len(r.DNSFailures) != 1 || r.DNSFailures[0] != ptr {
+		t.Errorf("rule %s, dns_failures %+v, want reverse-dns-temperror and %+v", r.Rule, r.DNSFailures, ptr)
+	}
+	code, out, _ = runCmd("check", "--config", e.cfg, "192.0.2.77", "mail.one-to-one.example")
+	if want := "DNS failures:\n  PTR 77.2.0.192.in-addr.arpa: servfail from " + e.srv.Addr + "\n"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("explanation lacks %q:\n%s", want, out)
+	}
+	code, out, _ = runCmd("spf", "--config", e.cfg, "--json", "192.0.2.25", "broken-spf.example")
+	var spf struct {
+		Result      string
+		Trace       []string
+		DNSFailures []map[string]any `json:"dns_failures"`
+	}
+	if err := json.Unmarshal([]byte(out), &spf); err != nil || code != 0 {
+		t.Fatalf("exit %d %v\n%s", code, err, out)
+	}
+	want := map[string]any{"name": "broken-spf.example", "type": "TXT", "cause": "servfail", "server": e.srv.Addr, "cached": false}
+	if spf.Result != "temperror" || len(spf.DNSFailures) != 1 || !reflect.DeepEqual(spf.DNSFailures[0], want) {
+		t.Errorf("result %s, dns_failures %v, want temperror and %v", spf.Result, spf.DNSFailures, want)
+	}
+	if line := "DNS failure: TXT broken-spf.example: servfail from " + e.srv.Addr; !slices.Contains(spf.Trace, line) {
+		t.Errorf("trace %q lacks %q", spf.Trace, line)
+	}
+	// The text form.
+	code, out, _ = runCmd("spf", "--config", e.cfg, "192.0.2.25", "broken-spf.example")
+	if code != 0 || !strings.Contains(out, "  DNS failure: TXT broken-spf.example: servfail from "+e.srv.Addr+"\n") {
+		t.Errorf("text trace:\n%s", out)
 	}
 }
 
@@ -318,10 +371,10 @@ func TestTestErrors(t *testing.T) {
 func TestValidate(t *testing.T) {
 	e := newEnv(t, "")
 	code, out, errs := runCmd("validate", "--config", e.cfg)
-	if code != 0 || !strings.Contains(out, e.cfg+": ok (16 rules") {
+	if code != 0 || !strings.Contains(out, e.cfg+": ok (17 rules") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, _ := runCmd("validate"); code != 0 || !strings.Contains(out, "built-in defaults: ok (16 rules, listen [inet:127.0.0.1:8894], mode enforce, reject at rcpt)") {
+	if code, out, _ := runCmd("validate"); code != 0 || !strings.Contains(out, "built-in defaults: ok (17 rules, listen [inet:127.0.0.1:8894], mode enforce, reject at rcpt)") {
 		t.Errorf("defaults: exit %d %s", code, out)
 	}
 	if code, out, _ := runCmd("validate", e.cfg); code != 0 || !strings.Contains(out, ": ok") {
@@ -362,7 +415,7 @@ func evidenceJSON(iprev, spf string, ptr []string, form string) map[string]any {
 		ptr = []string{}
 	}
 	return map[string]any{"iprev": iprev, "ptr": ptr, "ptr_confirmed": ptr, "ptr_generic": false, "helo_form": form,
-		"helo_matches_ptr": false, "helo_a_matches_ip": false, "helo_literal_matches_ip": false, "helo_aligned": false,
+		"helo_matches_ptr": false, "helo_a_matches_ip": false, "helo_a_temperror": false, "helo_literal_matches_ip": false, "helo_aligned": false,
 		"spf_helo": spf, "helo_is_local": false}
 }
 
@@ -450,6 +503,38 @@ func TestReplayEarlyAndTimeout(t *testing.T) {
 	code, out, _ = runCmd("replay", "--config", e3.cfg, logPath)
 	if code != 0 || !strings.Contains(out, "reject by no-ptr -> undecided by (none: at connect the rules now wait for the HELO)") {
 		t.Errorf("undecided at connect: exit %d\n%s", code, out)
+	}
+}
+
+// A line written before an evidence field existed is judged with every value
+// the field can take: it counts when they all agree, and is undetermined when
+// the verdict depends on it. Before helo_a_temperror, a failed lookup of the
+// HELO's address was not logged: a line that fell through to the default
+// might have been deferred instead.
+func TestReplayOldRecords(t *testing.T) {
+	e := newEnv(t, "")
+	old := func(ev map[string]any) map[string]any {
+		delete(ev, "helo_a_temperror")
+		delete(ev, "ptr_spf")
+		return ev
+	}
+	log := strings.Join([]string{
+		decisionLine(t, map[string]any{"client_ip": "192.0.2.25", "helo": "mail.one-to-one.example", "rule": "helo-equals-ptr", "action": "accept",
+			"evidence": func() map[string]any {
+				ev := old(evidenceJSON("pass", "none", []string{"mail.one-to-one.example"}, "fqdn"))
+				ev["helo_matches_ptr"] = true
+				return ev
+			}()}),
+		decisionLine(t, map[string]any{"client_ip": "192.0.2.66", "helo": "other.example", "rule": "default", "action": "reject",
+			"evidence": old(evidenceJSON("pass", "none", []string{"vps66.cheap-hosting.example"}, "fqdn"))}),
+	}, "\n") + "\n"
+	code, out, errs := runCmd("replay", e.write(t, "old.log", log))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := "reject by default -> undetermined by (depends on ptr_spf, helo_a_temperror, which the record lacks)\n                    e.g. 192.0.2.66 HELO other.example PTR vps66.cheap-hosting.example"
+	if !strings.Contains(out, want) || !strings.Contains(out, "2 decisions replayed\nverdict changed: 0 (0.00%); rule changed only: 0 (0.00%); undetermined: 1 (50.00%)") {
+		t.Errorf("output lacks %q or the counts:\n%s", want, out)
 	}
 }
 

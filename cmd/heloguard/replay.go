@@ -22,7 +22,7 @@ type verdict struct {
 
 func (v verdict) String() string {
 	s := string(v.Action) + " by " + v.Rule
-	if v.Action != policy.ActionAccept && v.Action != "undecided" && !v.Enforced {
+	if v.Action != policy.ActionAccept && v.Action != "undecided" && v.Action != "undetermined" && !v.Enforced {
 		s += " (not enforced)"
 	}
 	return s
@@ -39,7 +39,7 @@ type example struct {
 type transition struct {
 	From     verdict   `json:"from"`
 	To       verdict   `json:"to"`
-	Kind     string    `json:"kind"` // "verdict": action or enforcement changes; "rule": only the deciding rule does
+	Kind     string    `json:"kind"` // "verdict": action or enforcement changes; "rule": only the deciding rule does; "undetermined": the record lacks evidence the new verdict depends on
 	Count    int       `json:"count"`
 	Examples []example `json:"examples"`
 }
@@ -96,10 +96,11 @@ func cmdReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, t := range byKey {
 		rep.Transitions = append(rep.Transitions, *t)
 	}
+	kindOrder := map[string]int{"verdict": 0, "rule": 1, "undetermined": 2}
 	sort.Slice(rep.Transitions, func(i, j int) bool {
 		a, b := rep.Transitions[i], rep.Transitions[j]
 		if a.Kind != b.Kind {
-			return a.Kind == "verdict"
+			return kindOrder[a.Kind] < kindOrder[b.Kind]
 		}
 		if a.Count != b.Count {
 			return a.Count > b.Count
@@ -131,23 +132,23 @@ func replayOne(eng *policy.Engine, cfg *config.Config, l *record.Record, rep *wh
 	}
 	rep.Read++
 	d, early, known := judge(eng, *l)
-	if !known {
-		rep.Undetermined++
-		return
-	}
 	from := verdict{Action: l.Action, Rule: l.Rule, Enforced: l.Action != policy.ActionAccept && l.Mode == record.ModeEnforce}
 	to := verdict{Action: d.Action, Rule: d.Rule, Enforced: d.Action != policy.ActionAccept && cfg.Mode == config.ModeEnforce && !d.Monitor}
 	if early && d.Rule == "" {
 		to = verdict{Action: "undecided", Rule: "(none: at connect the rules now wait for the HELO)"}
 	}
-	if from == to {
-		return
-	}
 	kind := "rule"
-	if from.Action != to.Action || from.Enforced != to.Enforced {
+	switch {
+	case !known:
+		kind = "undetermined"
+		to = verdict{Action: "undetermined", Rule: "(depends on " + strings.Join(l.Missing, ", ") + ", which the record lacks)"}
+		rep.Undetermined++
+	case from == to:
+		return
+	case from.Action != to.Action || from.Enforced != to.Enforced:
 		kind = "verdict"
 		rep.Changed++
-	} else {
+	default:
 		rep.RuleOnly++
 	}
 	t := byKey[[2]verdict{from, to}]
@@ -190,10 +191,13 @@ func printWhatIf(w io.Writer, rep *whatIf) {
 	for _, t := range rep.Transitions {
 		if t.Kind != kind {
 			kind = t.Kind
-			if kind == "verdict" {
+			switch kind {
+			case "verdict":
 				fmt.Fprintf(w, "\nverdict changes:\n")
-			} else {
+			case "rule":
 				fmt.Fprintf(w, "\nrule changes only (same verdict):\n")
+			default:
+				fmt.Fprintf(w, "\nundetermined (logged before evidence the new verdict depends on existed):\n")
 			}
 		}
 		fmt.Fprintf(w, "  %7d %7s  %s -> %s\n", t.Count, pct(t.Count), t.From, t.To)

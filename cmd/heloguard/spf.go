@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/netip"
 
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
+	"github.com/heloguard/heloguard/policy/record"
 )
 
 func cmdSPF(args []string, stdout, stderr io.Writer) int {
@@ -39,7 +41,14 @@ func cmdSPF(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	var trace []string
-	result := policy.CheckHost(context.Background(), res, ip, domain, *sender, *helo, func(s string) { trace = append(trace, s) })
+	tally := &dnscache.Tally{}
+	ctx := dnscache.WithTally(context.Background(), tally)
+	result := policy.CheckHost(ctx, res, ip, domain, *sender, *helo, func(s string) { trace = append(trace, s) })
+	// The lookups that failed, and why: what a temperror comes from.
+	failures := tally.Failures()
+	for _, f := range failures {
+		trace = append(trace, "DNS failure: "+failureText(f))
+	}
 	if *asJSON {
 		if trace == nil {
 			trace = []string{}
@@ -49,6 +58,7 @@ func cmdSPF(args []string, stdout, stderr io.Writer) int {
 		_ = enc.Encode(map[string]any{
 			"result": result, "ip": ip.Unmap().String(), "domain": domain,
 			"sender": *sender, "helo": *helo, "trace": trace,
+			"dns_failures": json.RawMessage(record.AppendFailures(nil, failures)),
 		})
 		return exitOK
 	}

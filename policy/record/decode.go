@@ -10,6 +10,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
 )
 
@@ -87,6 +88,35 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 			r.DNSLookups, err = d.integer()
 		case "dns_cache_hits":
 			r.DNSCacheHits, err = d.integer()
+		case "dns_failures":
+			if d.null() {
+				return nil
+			}
+			err = d.array(func() error {
+				var f dnscache.Failure
+				err := d.object(func(k []byte) error {
+					var err error
+					switch string(k) {
+					case "name":
+						f.Name, err = d.text()
+					case "type":
+						f.Type, err = d.text()
+					case "cause":
+						var c string
+						c, err = d.text()
+						f.Cause = dnscache.Cause(c)
+					case "server":
+						f.Server, err = d.text()
+					case "cached":
+						f.Cached, err = d.boolean()
+					default:
+						err = d.skip()
+					}
+					return err
+				})
+				r.DNSFailures = append(r.DNSFailures, f)
+				return err
+			})
 		case "evidence":
 			if d.null() {
 				return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
 )
 
@@ -57,6 +58,10 @@ type Record struct {
 	DurationMS     float64
 	DNSLookups     int64
 	DNSCacheHits   int64
+	// DNSFailures are the lookups that failed (not NXDOMAIN or NODATA), the
+	// first dnscache.MaxFailures, one per name and type: why a result is
+	// temperror. Nil when none did (or the line predates the field).
+	DNSFailures []dnscache.Failure
 
 	// Missing lists the evidence fields the line did not have (a record
 	// written before they existed). Set by decoding; never written.
@@ -112,7 +117,32 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, r.DNSLookups, 10)
 	b = appendKey(b, "dns_cache_hits")
 	b = strconv.AppendInt(b, r.DNSCacheHits, 10)
+	b = appendKey(b, "dns_failures")
+	b = AppendFailures(b, r.DNSFailures)
 	return append(b, '}')
+}
+
+// AppendFailures appends failed lookups as a JSON list of objects with the
+// keys name, type, cause, server and cached.
+func AppendFailures(b []byte, fs []dnscache.Failure) []byte {
+	b = append(b, '[')
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendText(b, f.Name)
+		b = appendKey(b, "type")
+		b = appendText(b, f.Type)
+		b = appendKey(b, "cause")
+		b = appendText(b, string(f.Cause))
+		b = appendKey(b, "server")
+		b = appendText(b, f.Server)
+		b = appendKey(b, "cached")
+		b = strconv.AppendBool(b, f.Cached)
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // MarshalJSON is AppendJSON for encoding/json.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
 )
@@ -25,8 +26,13 @@ func full() record.Record {
 		Evidence: policy.Evidence{
 			IPRev: policy.IPRevPass, PTR: []string{"vps66.cheap-hosting.example", "other.example"},
 			PTRConfirmed: []string{"vps66.cheap-hosting.example"}, PTRGeneric: true, PTRSPF: policy.SPFSoftFail,
-			HeloForm: policy.HeloFQDN, HeloMatchesPTR: true, HeloAMatchesIP: true, HeloLiteralMatchesIP: true,
+			HeloForm: policy.HeloFQDN, HeloMatchesPTR: true, HeloAMatchesIP: true, HeloATempError: true, HeloLiteralMatchesIP: true,
 			HeloAligned: true, SPFHelo: policy.SPFFail, HeloIsLocal: true,
+		},
+		DNSFailures: []dnscache.Failure{
+			{Name: "66.2.0.192.in-addr.arpa", Type: "PTR", Cause: dnscache.CauseServFail, Server: "127.0.0.1:53"},
+			{Name: "nam02-bl2-obe.outbound.protection.outlook.com", Type: "TXT", Cause: dnscache.CauseTimeout, Server: "[::1]:53", Cached: true},
+			{Name: "x.example", Type: "A", Cause: dnscache.CauseTimeout}, // the decision's budget ran out: no server
 		},
 	}
 }
@@ -93,10 +99,12 @@ func TestRoundTripRawBytes(t *testing.T) {
 		r.Helo, r.ClientHost, r.QueueID = s, s, s
 		r.Evidence.PTR = []string{s, "ok.example"}
 		r.Evidence.PTRConfirmed = []string{s}
+		r.DNSFailures[0].Name = s
 		back := roundTrip(t, r)
 		if back.Helo != s || back.ClientHost != s || back.QueueID != s ||
-			!reflect.DeepEqual(back.Evidence.PTR, r.Evidence.PTR) || !reflect.DeepEqual(back.Evidence.PTRConfirmed, r.Evidence.PTRConfirmed) {
-			t.Errorf("%q: got helo %q host %q queue %q ptr %q confirmed %q", s, back.Helo, back.ClientHost, back.QueueID, back.Evidence.PTR, back.Evidence.PTRConfirmed)
+			!reflect.DeepEqual(back.Evidence.PTR, r.Evidence.PTR) || !reflect.DeepEqual(back.Evidence.PTRConfirmed, r.Evidence.PTRConfirmed) ||
+			back.DNSFailures[0].Name != s {
+			t.Errorf("%q: got helo %q host %q queue %q ptr %q confirmed %q failed name %q", s, back.Helo, back.ClientHost, back.QueueID, back.Evidence.PTR, back.Evidence.PTRConfirmed, back.DNSFailures[0].Name)
 		}
 	}
 }
@@ -125,15 +133,54 @@ func TestEvidenceKeysAreTheTable(t *testing.T) {
 	}
 }
 
+// dns_failures: every cause, any name, and none at all, come back as written.
+func TestRoundTripDNSFailures(t *testing.T) {
+	var all []dnscache.Failure
+	for i, c := range dnscache.Causes() {
+		all = append(all, dnscache.Failure{Name: "n" + string(rune('a'+i)) + ".example", Type: "AAAA", Cause: c, Server: "192.0.2.53:53", Cached: i%2 == 0})
+	}
+	for _, fs := range [][]dnscache.Failure{
+		nil,
+		all,
+		{{Name: "bad\xffname\x00.example", Type: "TYPE65280", Cause: dnscache.CauseMalformed, Server: "127.0.0.1:5353"}},
+		{{Name: ".", Type: "MX", Cause: dnscache.CauseCNAMELoop}},
+	} {
+		r := full()
+		r.DNSFailures = fs
+		back := roundTrip(t, r)
+		if !reflect.DeepEqual(back.DNSFailures, fs) {
+			t.Errorf("dns_failures %+v after the round trip, want %+v", back.DNSFailures, fs)
+		}
+	}
+	// The keys, as encoding/json reads them.
+	var m struct {
+		DNSFailures []map[string]any `json:"dns_failures"`
+	}
+	r := full()
+	if err := json.Unmarshal(r.AppendJSON(nil), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": "66.2.0.192.in-addr.arpa", "type": "PTR", "cause": "servfail", "server": "127.0.0.1:53", "cached": false}
+	if len(m.DNSFailures) != 3 || !reflect.DeepEqual(m.DNSFailures[0], want) {
+		t.Errorf("dns_failures %v, want first %v", m.DNSFailures, want)
+	}
+	// No failures is an empty list, not null.
+	r.DNSFailures = nil
+	if line := string(r.AppendJSON(nil)); !strings.Contains(line, `"dns_failures":[]}`) {
+		t.Errorf("no failures: %s", line)
+	}
+}
+
 func TestOldRecordsSayWhatTheyLack(t *testing.T) {
-	// A line as heloguard wrote it before the format had a version or ptr_spf.
+	// A line as heloguard wrote it before the format had a version, ptr_spf
+	// or helo_a_temperror.
 	old := `{"time":"2026-11-22T10:00:00Z","level":"INFO","msg":"decision","queue_id":"","client_ip":"192.0.2.66","client_port":40000,"client_host":"[192.0.2.66]","helo":"x.example","ptr":["vps66.cheap-hosting.example"],"rule":"helo-spf-fail","action":"reject","reply":"550 5.7.23 x","mode":"enforce","stage":"rcpt","decided_at":"","exemption":"","trusted":false,"evidence_cached":false,"evidence":{"iprev":"pass","ptr":["vps66.cheap-hosting.example"],"ptr_confirmed":["vps66.cheap-hosting.example"],"ptr_generic":false,"helo_form":"fqdn","helo_matches_ptr":false,"helo_a_matches_ip":false,"helo_literal_matches_ip":false,"helo_aligned":false,"spf_helo":"fail","helo_is_local":false},"duration_ms":2.1,"dns_lookups":9,"dns_cache_hits":0}`
 	r, err := record.Parse([]byte(old))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.V != 0 || !reflect.DeepEqual(r.Missing, []string{"ptr_spf"}) || r.Evidence.PTRSPF != "" || r.Evidence.SPFHelo != policy.SPFFail {
-		t.Errorf("old record: v %d missing %v ptr_spf %q spf_helo %q", r.V, r.Missing, r.Evidence.PTRSPF, r.Evidence.SPFHelo)
+	if r.V != 0 || !reflect.DeepEqual(r.Missing, []string{"ptr_spf", "helo_a_temperror"}) || r.Evidence.PTRSPF != "" || r.Evidence.SPFHelo != policy.SPFFail || r.DNSFailures != nil {
+		t.Errorf("old record: v %d missing %v ptr_spf %q spf_helo %q dns_failures %v", r.V, r.Missing, r.Evidence.PTRSPF, r.Evidence.SPFHelo, r.DNSFailures)
 	}
 }
 
@@ -142,11 +189,13 @@ func TestParseRefuses(t *testing.T) {
 		`{"time":"2026-11-22T10:00:01Z","level":"INFO","msg":"listening","addr":"127.0.0.1:8894"}`: record.ErrNotDecision.Error(),
 		`not json`:                   "want an object",
 		`{"msg":"decision","v":1} x`: "not valid JSON",
-		"{\"msg\":\"decision\",\"v\":1,\"helo\":\"a\x01b\"}":      "not valid JSON",
-		`{"msg":"decision","v":99}`:                               "newer",
-		`{"msg":"decision","v":1,"client_ip":"300.1.1.1"}`:        "client_ip",
-		`{"msg":"decision","v":1,"helo":{"base64":"!!"}}`:         "illegal base64",
-		`{"msg":"decision","v":1,"evidence":{"ptr_generic":"x"}}`: "ptr_generic",
+		"{\"msg\":\"decision\",\"v\":1,\"helo\":\"a\x01b\"}":                 "not valid JSON",
+		`{"msg":"decision","v":99}`:                                          "newer",
+		`{"msg":"decision","v":1,"client_ip":"300.1.1.1"}`:                   "client_ip",
+		`{"msg":"decision","v":1,"helo":{"base64":"!!"}}`:                    "illegal base64",
+		`{"msg":"decision","v":1,"evidence":{"ptr_generic":"x"}}`:            "ptr_generic",
+		`{"msg":"decision","v":1,"dns_failures":{"name":"x"}}`:               "dns_failures",
+		`{"msg":"decision","v":1,"dns_failures":[{"name":{"base64":"!!"}}]}`: "illegal base64",
 	} {
 		if _, err := record.Parse([]byte(line)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%s) = %v, want an error with %q", line, err, want)
@@ -172,9 +221,10 @@ func FuzzRoundTrip(f *testing.F) {
 		r := full()
 		r.Helo, r.ClientHost = helo, ptr
 		r.Evidence.PTR = []string{ptr}
+		r.DNSFailures[0].Name = ptr
 		back := roundTrip(t, r)
-		if back.Helo != helo || back.ClientHost != ptr || len(back.Evidence.PTR) != 1 || back.Evidence.PTR[0] != ptr {
-			t.Errorf("got %q %q %q", back.Helo, back.ClientHost, back.Evidence.PTR)
+		if back.Helo != helo || back.ClientHost != ptr || len(back.Evidence.PTR) != 1 || back.Evidence.PTR[0] != ptr || back.DNSFailures[0].Name != ptr {
+			t.Errorf("got %q %q %q %q", back.Helo, back.ClientHost, back.Evidence.PTR, back.DNSFailures[0].Name)
 		}
 	})
 }

@@ -93,10 +93,12 @@ func (f *File) Zone() (*dnsworld.Zone, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: fault for %s: unknown type %q", f.Path, ft.Name, ft.Type)
 		}
-		switch dnsworld.Fault(ft.Fault) {
-		case dnsworld.FaultServfail, dnsworld.FaultRefused, dnsworld.FaultTimeout, dnsworld.FaultTruncate:
-		default:
-			return nil, fmt.Errorf("%s: fault for %s: unknown fault %q (servfail, refused, timeout, truncate)", f.Path, ft.Name, ft.Fault)
+		if known := dnsworld.Faults(); !slices.Contains(known, dnsworld.Fault(ft.Fault)) {
+			names := make([]string, len(known))
+			for i, k := range known {
+				names[i] = string(k)
+			}
+			return nil, fmt.Errorf("%s: fault for %s: unknown fault %q (%s)", f.Path, ft.Name, ft.Fault, strings.Join(names, ", "))
 		}
 		z.AddFault(ft.Name, qt, dnsworld.Fault(ft.Fault))
 	}

@@ -1,6 +1,7 @@
 package dnsworld
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,139 @@ func TestServer(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// The faults that spoil the reply itself, read off the wire.
+func TestReplyFaults(t *testing.T) {
+	z := NewZone()
+	for _, name := range []string{"notcp", "late", "garbage", "wrongid", "flap"} {
+		if err := z.AddRR(name + ".example. 300 IN A 192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	z.AddFault("notcp.example.", dns.TypeA, FaultTruncateNoTCP)
+	z.AddFault("late.example.", dns.TypeA, FaultLate)
+	z.AddFault("garbage.example.", dns.TypeANY, FaultGarbage)
+	z.AddFault("wrongid.example.", dns.TypeA, FaultWrongID)
+	z.AddFault("flap.example.", dns.TypeA, FaultFlap)
+	z.SetLateDelay(300 * time.Millisecond)
+	s, err := Start(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// exchange sends a query for name A over network and returns the raw
+	// reply, nil if none came within wait.
+	exchange := func(t *testing.T, network, name string, id uint16, wait time.Duration) []byte {
+		t.Helper()
+		c, err := net.Dial(network, s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		q := new(dns.Msg)
+		q.SetQuestion(name, dns.TypeA)
+		q.Id = id
+		wire, _ := q.Pack()
+		if network == "tcp" {
+			wire = append([]byte{byte(len(wire) >> 8), byte(len(wire))}, wire...)
+		}
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := c.Write(wire); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil
+		}
+		if network == "tcp" {
+			return buf[2:n]
+		}
+		return buf[:n]
+	}
+	parse := func(t *testing.T, p []byte) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		if err := m.Unpack(p); err != nil {
+			t.Fatalf("reply does not parse: %v", err)
+		}
+		return m
+	}
+
+	t.Run("truncate-notcp", func(t *testing.T) {
+		if m := parse(t, exchange(t, "udp", "notcp.example.", 1, time.Second)); !m.Truncated || len(m.Answer) != 0 {
+			t.Errorf("UDP: %v, want TC and no answer", m)
+		}
+		if p := exchange(t, "tcp", "notcp.example.", 2, time.Second); p != nil {
+			t.Errorf("TCP answered %x, want the connection closed", p)
+		}
+	})
+	t.Run("late", func(t *testing.T) {
+		if p := exchange(t, "udp", "late.example.", 3, 100*time.Millisecond); p != nil {
+			t.Errorf("answered within 100ms: %x", p)
+		}
+		if m := parse(t, exchange(t, "udp", "late.example.", 4, 2*time.Second)); m.Id != 4 || len(m.Answer) != 1 {
+			t.Errorf("late answer %v, want the right one", m)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		for _, network := range []string{"udp", "tcp"} {
+			p := exchange(t, network, "garbage.example.", 0x1234, time.Second)
+			if len(p) < 12 || p[0] != 0x12 || p[1] != 0x34 {
+				t.Fatalf("%s: %x, want the query's ID first", network, p)
+			}
+			if err := new(dns.Msg).Unpack(p); err == nil {
+				t.Errorf("%s: %x parses", network, p)
+			}
+		}
+	})
+	t.Run("wrong-id", func(t *testing.T) {
+		for _, network := range []string{"udp", "tcp"} {
+			if m := parse(t, exchange(t, network, "wrongid.example.", 7, time.Second)); m.Id == 7 || len(m.Answer) != 1 {
+				t.Errorf("%s: ID %d answers %d, want another ID and the answer", network, m.Id, len(m.Answer))
+			}
+		}
+	})
+	t.Run("flap", func(t *testing.T) {
+		for i, want := range []int{dns.RcodeServerFailure, dns.RcodeSuccess, dns.RcodeServerFailure, dns.RcodeSuccess} {
+			if m := parse(t, exchange(t, "udp", "flap.example.", uint16(10+i), time.Second)); m.Rcode != want {
+				t.Errorf("query %d: %s, want %s", i+1, dns.RcodeToString[m.Rcode], dns.RcodeToString[want])
+			}
+		}
+	})
+}
+
+// Close does not wait for a late answer to be due.
+func TestCloseWithLateAnswerPending(t *testing.T) {
+	z := NewZone()
+	z.AddFault("late.example.", dns.TypeA, FaultLate) // DefaultLateDelay: 5s
+	s, err := Start(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := new(dns.Msg)
+	q.SetQuestion("late.example.", dns.TypeA)
+	wire, _ := q.Pack()
+	c.Write(wire)
+	for s.Queries() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(DefaultLateDelay - time.Second):
+		t.Fatal("Close waited for the late answer")
 	}
 }

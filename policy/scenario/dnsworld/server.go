@@ -23,6 +23,7 @@ type Server struct {
 	counts map[key]int64
 
 	udp, tcp  *dns.Server
+	closing   chan struct{} // closed by Close: late answers give up
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -32,7 +33,7 @@ func Start(z *Zone) (*Server, error) {
 	if z == nil {
 		z = NewZone()
 	}
-	s := &Server{counts: make(map[key]int64)}
+	s := &Server{counts: make(map[key]int64), closing: make(chan struct{})}
 	s.zone.Store(z)
 
 	pc, ln, err := listen()
@@ -110,19 +111,31 @@ func (s *Server) ResetQueries() {
 	clear(s.counts)
 }
 
+// garbage is FaultGarbage's reply to a query with the given ID: a header
+// (response, NOERROR, one question and one answer announced) followed by
+// bytes that are not a question.
+func garbage(id uint16) []byte {
+	return append([]byte{byte(id >> 8), byte(id), 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0},
+		0x3f, 'n', 'o', 't', 0xc0, 0xff, 0xff, '\x00', 0xde, 0xad)
+}
+
 // Close stops both listeners. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.closing)
 		s.closeErr = errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
 	})
 	return s.closeErr
 }
 
 func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
+	var nth int64 // this question's number, for its name and type
 	if len(req.Question) == 1 {
 		q := req.Question[0]
 		s.mu.Lock()
-		s.counts[keyOf(q.Name, q.Qtype)]++
+		k := keyOf(q.Name, q.Qtype)
+		s.counts[k]++
+		nth = s.counts[k]
 		s.total.Add(1)
 		s.mu.Unlock()
 	}
@@ -140,6 +153,8 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if opt != nil {
 		size = max(int(opt.UDPSize()), dns.MinMsgSize)
 	}
+	var late time.Duration // FaultLate
+	var wrongID bool       // FaultWrongID
 	defer func() {
 		if m == nil {
 			return // FaultTimeout: no answer at all
@@ -149,6 +164,16 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		if isUDP {
 			m.Truncate(size)
+		}
+		if wrongID {
+			m.Id ^= 0x5a5a
+		}
+		if late > 0 {
+			select {
+			case <-time.After(late):
+			case <-s.closing:
+				return
+			}
 		}
 		_ = w.WriteMsg(m)
 	}()
@@ -178,6 +203,27 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 			m.Truncated = true
 			return
 		}
+	case FaultTruncateNoTCP:
+		if isUDP {
+			m.Truncated = true
+			return
+		}
+		m = nil
+		_ = w.Close()
+		return
+	case FaultGarbage:
+		m = nil
+		_, _ = w.Write(garbage(req.Id))
+		return
+	case FaultFlap:
+		if nth%2 == 1 {
+			m.Rcode = dns.RcodeServerFailure
+			return
+		}
+	case FaultLate:
+		late = z.lateDelay()
+	case FaultWrongID:
+		wrongID = true
 	}
 	m.Rcode = z.resolve(m, q.Name, q.Qtype)
 }

@@ -27,6 +27,7 @@ package dnsworld
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -40,7 +41,33 @@ const (
 	FaultRefused  Fault = "refused"  // rcode REFUSED
 	FaultTimeout  Fault = "timeout"  // no answer at all
 	FaultTruncate Fault = "truncate" // UDP answer empty with TC set; TCP answers in full
+	// FaultTruncateNoTCP: UDP answer empty with TC set; over TCP the
+	// connection is closed with no answer, as by a server or firewall that
+	// does not do DNS over TCP.
+	FaultTruncateNoTCP Fault = "truncate-notcp"
+	// FaultLate: the right answer, but only after the zone's late delay
+	// (SetLateDelay; default 5s), when the client has given up.
+	FaultLate Fault = "late"
+	// FaultGarbage: a reply that is not a DNS message: the query's ID and a
+	// header claiming one answer, then bytes that do not parse.
+	FaultGarbage Fault = "garbage"
+	// FaultWrongID: the right answer with another message ID, as a spoofer
+	// guessing IDs would send it.
+	FaultWrongID Fault = "wrong-id"
+	// FaultFlap: SERVFAIL and the right answer in turn, counted per name and
+	// type, starting with SERVFAIL: a flapping upstream.
+	FaultFlap Fault = "flap"
 )
+
+// Faults returns every fault the server understands.
+func Faults() []Fault {
+	return []Fault{FaultServfail, FaultRefused, FaultTimeout, FaultTruncate, FaultTruncateNoTCP,
+		FaultLate, FaultGarbage, FaultWrongID, FaultFlap}
+}
+
+// DefaultLateDelay is how late FaultLate answers unless SetLateDelay changes
+// it: more than the 2s a resolver usually waits for one reply.
+const DefaultLateDelay = 5 * time.Second
 
 // DefaultNegativeTTL is the TTL and MINIMUM of the synthesized SOA in negative
 // answers unless SetNegativeTTL changes it.
@@ -62,6 +89,7 @@ type Zone struct {
 	rrs    map[string][]dns.RR // by lowercased owner
 	faults map[key]Fault
 	negTTL uint32
+	late   time.Duration
 }
 
 // NewZone returns an empty zone.
@@ -70,6 +98,7 @@ func NewZone() *Zone {
 		rrs:    make(map[string][]dns.RR),
 		faults: make(map[key]Fault),
 		negTTL: DefaultNegativeTTL,
+		late:   DefaultLateDelay,
 	}
 }
 
@@ -114,6 +143,19 @@ func (z *Zone) SetNegativeTTL(ttl uint32) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.negTTL = ttl
+}
+
+// SetLateDelay sets how long after the query FaultLate answers.
+func (z *Zone) SetLateDelay(d time.Duration) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.late = d
+}
+
+func (z *Zone) lateDelay() time.Duration {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	return z.late
 }
 
 func (z *Zone) fault(name string, qtype uint16) Fault {
