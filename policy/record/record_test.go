@@ -196,6 +196,7 @@ func TestParseRefuses(t *testing.T) {
 		`{"msg":"decision","v":1,"evidence":{"ptr_generic":"x"}}`:            "ptr_generic",
 		`{"msg":"decision","v":1,"dns_failures":{"name":"x"}}`:               "dns_failures",
 		`{"msg":"decision","v":1,"dns_failures":[{"name":{"base64":"!!"}}]}`: "illegal base64",
+		`{"msg":"decision","v":1,"dns_failures":[{"cached":"yes"}]}`:         "want true or false",
 	} {
 		if _, err := record.Parse([]byte(line)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%s) = %v, want an error with %q", line, err, want)
@@ -238,6 +239,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(`{"msg":"decision","v":1,"helo":{"base64":"/w=="},"evidence":{"ptr":["a\u00e9\ud83d\ude00"],"x":[1,{"y":null}]}}`)
 	f.Add(`{"msg":"decision","helo":"\ud800x","evidence":null}`)
 	f.Add(`{"time":"2026-11-22T10:00:01Z","level":"INFO","msg":"listening"}`)
+	f.Add(`{"msg":"decision","v":1,"dns_failures":[{"name":{"base64":"/w=="},"type":"A","cause":"x\u0000","server":"","cached":true,"extra":[1]},{}]}`)
 	f.Fuzz(func(t *testing.T, line string) {
 		r, err := record.Parse([]byte(line))
 		if err != nil {
