@@ -15,8 +15,15 @@ GO ?= go
 
 all: build
 
+# `heloguard version` reads the commit from the build info; the go command
+# stamps it in a clone but not in a git worktree (nor with GOFLAGS=-buildvcs=false),
+# so it is passed with -X as well. VERSION=1.2.3 sets the version it prints.
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+GIT_MODIFIED := $(shell if [ -n "$$(git status --porcelain 2>/dev/null)" ]; then echo true; else echo false; fi)
+LDFLAGS := -X main.commit=$(GIT_COMMIT) -X main.commitModified=$(GIT_MODIFIED)$(if $(VERSION), -X main.version=$(VERSION))
+
 build:
-	$(GO) build -o heloguard ./cmd/heloguard
+	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o heloguard ./cmd/heloguard
 
 deps:
 	./deploy/install-test-deps.sh

@@ -6,6 +6,8 @@
 //	heloguard spf [--config F] [--json] IP DOMAIN [--sender ADDR] [--helo NAME]
 //	heloguard test [--config F] FILE...
 //	heloguard validate [--config F]
+//	heloguard replay [--config F] LOG
+//	heloguard version                      (also: heloguard --version)
 package main
 
 import (
@@ -26,6 +28,7 @@ usage:
   heloguard test [--config FILE] FILE...            run scenario files against the rules
   heloguard validate [--config FILE]                check a config file
   heloguard replay [--config FILE] LOG              re-decide logged decisions with other rules
+  heloguard version                                 version, commit and Go version (also --version)
 
 Run "heloguard COMMAND -h" for a command's flags.
 `
@@ -47,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		cmd = "help" // the overview, not serve's flags
+	} else if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd, args = "version", args[1:]
 	}
 	switch cmd {
 	case "serve":
@@ -61,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args, stdout, stderr)
 	case "replay":
 		return cmdReplay(args, stdout, stderr)
+	case "version":
+		return cmdVersion(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
