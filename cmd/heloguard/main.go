@@ -7,6 +7,7 @@
 //	heloguard test [--config F] FILE...
 //	heloguard validate [--config F]
 //	heloguard replay [--config F] LOG
+//	heloguard postfix-config [--socket SPEC] [--config F] [-c DIR]
 //	heloguard version                      (also: heloguard --version)
 package main
 
@@ -28,6 +29,9 @@ usage:
   heloguard test [--config FILE] FILE...            run scenario files against the rules
   heloguard validate [--config FILE]                check a config file
   heloguard replay [--config FILE] LOG              re-decide logged decisions with other rules
+  heloguard postfix-config [--socket SPEC] [--config FILE] [-c DIR]
+                                                    print the postconf commands that add heloguard
+                                                    to Postfix, keeping its other milters
   heloguard version                                 version, commit and Go version (also --version)
 
 Run "heloguard COMMAND -h" for a command's flags.
@@ -66,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args, stdout, stderr)
 	case "replay":
 		return cmdReplay(args, stdout, stderr)
+	case "postfix-config":
+		return cmdPostfixConfig(args, stdout, stderr)
 	case "version":
 		return cmdVersion(args, stdout, stderr)
 	case "help":
