@@ -74,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPostfixConfig(args, stdout, stderr)
 	case "version":
 		return cmdVersion(args, stdout, stderr)
+	case "man": // not in the usage: the Debian package's build runs it
+		return cmdMan(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -104,6 +106,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if c, ok := stderr.(*flagCollector); ok { // heloguard man reads the flags
+		c.fs, c.synopsis = fs, synopsis
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: heloguard %s\n\nflags:\n", synopsis)
 		fs.PrintDefaults()
