@@ -8,10 +8,12 @@
 #                   are still verified, so a missing one is a setup error)
 #   make bench      the benchmarks reported in BENCHMARKS.md
 #   make soak       the soak and lifecycle test (deploy/soak; 60 s by default)
+#   make deb        the Debian package heloguard_<version>_<arch>.deb
+#                   (deploy/deb/build.sh; VERSION=1.2.3 sets the version)
 
 GO ?= go
 
-.PHONY: all build test check deps verify-deps lint bench fuzz soak
+.PHONY: all build deb test check deps verify-deps lint bench fuzz soak
 
 all: build
 
@@ -24,6 +26,10 @@ LDFLAGS := -X main.commit=$(GIT_COMMIT) -X main.commitModified=$(GIT_MODIFIED)$(
 
 build:
 	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o heloguard ./cmd/heloguard
+
+# dpkg-deb packs a tree staged by the script; see deploy/deb/build.sh.
+deb:
+	VERSION='$(VERSION)' GO='$(GO)' sh deploy/deb/build.sh
 
 deps:
 	./deploy/install-test-deps.sh
