@@ -364,6 +364,33 @@ func TestDeb(t *testing.T) {
 		}
 	})
 
+	// Installed again over itself (as an upgrade runs the scripts): an edited
+	// conffile is kept, and the postinst copes with what it made before.
+	t.Run("reinstall-keeps-edited-config", func(t *testing.T) {
+		const conf = "/etc/heloguard/heloguard.yaml"
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := strings.Replace(string(b), "\nmode: enforce\n", "\nmode: monitor # edited by the admin\n", 1)
+		if edited == string(b) {
+			t.Fatalf("%s has no line mode: enforce", conf)
+		}
+		if err := os.WriteFile(conf, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("dpkg -i again:\n%s", mustRun(t, "dpkg", "-i", deb))
+		if b, _ := os.ReadFile(conf); string(b) != edited {
+			t.Errorf("the edited %s was replaced by dpkg -i", conf)
+		}
+		if s := pkgStatus(); s != "install ok installed" {
+			t.Errorf("after the second dpkg -i the status is %q", s)
+		}
+		if out, err := run(t, "/usr/sbin/heloguard", "validate", "--config", conf); err != nil || !strings.Contains(out, "mode monitor") {
+			t.Errorf("the edited config: %v %s", err, out)
+		}
+	})
+
 	// dpkg -r: the program goes, the conffiles and the user stay.
 	t.Logf("dpkg -r:\n%s", mustRun(t, "dpkg", "-r", "heloguard"))
 	t.Run("removed", func(t *testing.T) {
