@@ -8,15 +8,28 @@
 #                   are still verified, so a missing one is a setup error)
 #   make bench      the benchmarks reported in BENCHMARKS.md
 #   make soak       the soak and lifecycle test (deploy/soak; 60 s by default)
+#   make deb        the Debian package heloguard_<version>_<arch>.deb
+#                   (deploy/deb/build.sh; VERSION=1.2.3 sets the version)
 
 GO ?= go
 
-.PHONY: all build test check deps verify-deps lint bench fuzz soak
+.PHONY: all build deb test check deps verify-deps lint bench fuzz soak
 
 all: build
 
+# `heloguard version` reads the commit from the build info; the go command
+# stamps it in a clone but not in a git worktree (nor with GOFLAGS=-buildvcs=false),
+# so it is passed with -X as well. VERSION=1.2.3 sets the version it prints.
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+GIT_MODIFIED := $(shell if [ -n "$$(git status --porcelain 2>/dev/null)" ]; then echo true; else echo false; fi)
+LDFLAGS := -X main.commit=$(GIT_COMMIT) -X main.commitModified=$(GIT_MODIFIED)$(if $(VERSION), -X main.version=$(VERSION))
+
 build:
-	$(GO) build -o heloguard ./cmd/heloguard
+	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o heloguard ./cmd/heloguard
+
+# dpkg-deb packs a tree staged by the script; see deploy/deb/build.sh.
+deb:
+	VERSION='$(VERSION)' GO='$(GO)' sh deploy/deb/build.sh
 
 deps:
 	./deploy/install-test-deps.sh

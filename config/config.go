@@ -251,7 +251,27 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		c.keyAt[n.Content[i].Value] = [2]int{n.Content[i+1].Line, n.Content[i+1].Column}
 	}
-	p.mapping(n, "the config", map[string]func(*yaml.Node){
+	p.mapping(n, "the config", p.topKeys(c, rs))
+}
+
+// Keys lists every key of the config file, the dns section's as dns.KEY,
+// sorted: what heloguard.yaml(5) must document.
+func Keys() []string {
+	p := &parser{}
+	var keys []string
+	for k := range p.topKeys(&Config{}, &ruleSpec{}) {
+		keys = append(keys, k)
+	}
+	for k := range p.dnsKeys(&dnscache.Config{}) {
+		keys = append(keys, "dns."+k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// topKeys maps each top-level key to what parses its value into c or rs.
+func (p *parser) topKeys(c *Config, rs *ruleSpec) map[string]func(*yaml.Node) {
+	return map[string]func(*yaml.Node){
 		"listen":       func(v *yaml.Node) { p.listen(v, &c.Listen) },
 		"socket_mode":  func(v *yaml.Node) { p.fileMode(v, &c.SocketMode) },
 		"socket_group": func(v *yaml.Node) { p.str(v, "socket_group", &c.SocketGroup) },
@@ -291,7 +311,7 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 		"extra_rules":         func(v *yaml.Node) { rs.extra = v },
 		"rules":               func(v *yaml.Node) { rs.replace = v },
 		"overrides":           func(v *yaml.Node) { rs.overrides = v },
-	})
+	}
 }
 
 func (p *parser) listen(n *yaml.Node, dst *[]string) {
@@ -356,7 +376,11 @@ func (p *parser) action(n *yaml.Node, what string, dst *policy.Action) {
 }
 
 func (p *parser) dns(n *yaml.Node, d *dnscache.Config) {
-	p.mapping(n, "dns", map[string]func(*yaml.Node){
+	p.mapping(n, "dns", p.dnsKeys(d))
+}
+
+func (p *parser) dnsKeys(d *dnscache.Config) map[string]func(*yaml.Node) {
+	return map[string]func(*yaml.Node){
 		"servers": func(v *yaml.Node) {
 			for _, c := range p.list(v, "dns.servers") {
 				if _, err := netip.ParseAddrPort(c.Value); err != nil {
@@ -373,7 +397,7 @@ func (p *parser) dns(n *yaml.Node, d *dnscache.Config) {
 		"max_ttl":          func(v *yaml.Node) { p.duration(v, "dns.max_ttl", &d.MaxTTL) },
 		"max_negative_ttl": func(v *yaml.Node) { p.duration(v, "dns.max_negative_ttl", &d.MaxNegativeTTL) },
 		"failure_ttl":      func(v *yaml.Node) { p.duration(v, "dns.failure_ttl", &d.FailureTTL) },
-	})
+	}
 }
 
 // PolicyOptions is the engine configuration this config describes, over r.

@@ -243,3 +243,29 @@ func TestSplitListen(t *testing.T) {
 		}
 	}
 }
+
+// Keys is the parser's own list: each key is taken, and the unknown-key
+// error lists exactly the top-level ones.
+func TestKeys(t *testing.T) {
+	keys := config.Keys()
+	if len(keys) < 25 || !slices.Contains(keys, "listen") || !slices.Contains(keys, "dns.failure_ttl") || !slices.Contains(keys, "overrides") {
+		t.Fatalf("Keys() = %v", keys)
+	}
+	var top []string
+	for _, k := range keys {
+		parent, sub, nested := strings.Cut(k, ".")
+		doc := parent + ": ~\n"
+		if nested {
+			doc = parent + ":\n  " + sub + ": ~\n"
+		} else {
+			top = append(top, k)
+		}
+		if _, err := config.Parse("keys.yaml", []byte(doc)); err != nil && strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("Keys() lists %s, which the parser does not take: %v", k, err)
+		}
+	}
+	_, err := config.Parse("keys.yaml", []byte("no_such_key: 1\n"))
+	if err == nil || !strings.Contains(err.Error(), "allowed: "+strings.Join(top, ", ")) {
+		t.Errorf("the unknown-key error does not list the top-level keys of Keys() (%v): %v", top, err)
+	}
+}

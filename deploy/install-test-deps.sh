@@ -9,8 +9,11 @@
 #
 # What is installed: Postfix, swaks with libio-socket-inet6-perl (swaks only
 # Recommends it, and without it `swaks -6` fails: the Sendmail test's IPv6
-# client), OpenDKIM's miltertest, and an extracted (not installed) Sendmail
-# for deploy/sendmail.
+# client), OpenDKIM's miltertest, an extracted (not installed) Sendmail
+# for deploy/sendmail, and for deploy/deb (which builds the Debian package,
+# installs it into this machine and purges it again): lintian, systemd (for
+# systemd-analyze verify; systemd is not started), logrotate, adduser and
+# man-db (the package's postinst and man pages).
 #
 # What is verified, each failure reported on one line of its own: root; go on
 # PATH; Postfix >= 3.6 (the tests' main.cf says compatibility_level = 3.6 and
@@ -21,7 +24,8 @@
 # namespace (or a qualified host name) and a writable /run for Sendmail;
 # Sendmail unpacked, its libraries resolved, running, built with MILTER, and
 # m4 building a sendmail.cf from its cf/ tree; the scenario world in the
-# repository. A missing piece is a setup error here, not an obscure
+# repository; dpkg-deb, lintian, systemd-analyze verifying a unit, logrotate
+# parsing a config, adduser, runuser, userdel, man and groff. A missing piece is a setup error here, not an obscure
 # test failure later.
 #
 # Postfix is installed with debconf's "No configuration": no /etc/postfix/main.cf
@@ -45,6 +49,10 @@ me=install-test-deps.sh
 # --no-install-recommends: without it `swaks -6` (the Sendmail test's IPv6
 # client) fails with "IPv6 not available: requires IO::Socket::INET6".
 packages="postfix swaks libio-socket-inet6-perl miltertest unbound"
+# deploy/deb: lintian checks the package, systemd-analyze (package systemd)
+# verifies its unit, logrotate parses its snippet; adduser runs in its
+# postinst, man-db (with groff-base) reads its man pages.
+deb_packages="lintian systemd logrotate adduser man-db groff-base"
 # For the extracted Sendmail: libwrap0 (sendmail links it), liblockfile1
 # (mail.local), m4 (sendmail.cf). Its other libraries come with the base system.
 sendmail_libs="m4 libwrap0 liblockfile1"
@@ -257,6 +265,30 @@ EOF
 	elif ! out=$(/usr/sbin/unbound -V 2>&1); then
 		fail "unbound -V does not run: $(echo "$out" | firstline)"
 	fi
+	# What deploy/deb uses to build, check, install and purge the package.
+	for tool in dpkg-deb dpkg-query lintian logrotate adduser runuser userdel groupdel man groff; do
+		if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+			fail "$tool is not installed: deploy/deb needs it (Debian packages: dpkg, lintian, logrotate, adduser, util-linux, passwd, man-db, groff-base)"
+		fi
+	done
+	lintian_version=""
+	if command -v lintian >/dev/null 2>&1 && ! lintian_version=$(lintian --version 2>&1 | sed -n 's/^Lintian v//p'); then
+		fail "lintian --version does not run"
+	fi
+	if ! command -v systemd-analyze >/dev/null 2>&1; then
+		fail "systemd-analyze is not installed (Debian package systemd): TestSystemdUnit and deploy/deb verify the unit with it"
+	else
+		printf '[Unit]\nDescription=check\n[Service]\nExecStart=/bin/true\n' >"$tmp/check.service"
+		if ! out=$(systemd-analyze verify --man=no "$tmp/check.service" 2>&1) || [ -n "$out" ]; then
+			fail "systemd-analyze verify does not verify a unit: $(echo "$out" | firstline)"
+		fi
+	fi
+	if command -v logrotate >/dev/null 2>&1; then
+		printf '%s {\n\tmissingok\n}\n' "$tmp/check.log" >"$tmp/check.logrotate"
+		if ! out=$(logrotate --debug "$tmp/check.logrotate" 2>&1); then
+			fail "logrotate --debug does not parse a config: $(echo "$out" | firstline)"
+		fi
+	fi
 
 	rm -rf "$tmp"
 	trap - EXIT
@@ -268,10 +300,7 @@ EOF
 		fi
 		return 1
 	fi
-	echo "$me: ok: Postfix $pf_version, swaks $swaks_version with IPv6, miltertest $mt_version, Sendmail $sm_version in $sendmail_root, $(m4 --version | head -n 1), $(/usr/sbin/unbound -V 2>/dev/null | sed -n "s/^Version //p") unbound"
-	if ! command -v systemd-analyze >/dev/null 2>&1; then
-		echo "$me: note: systemd-analyze is not installed; TestSystemdUnit will not verify the unit's syntax (optional)"
-	fi
+	echo "$me: ok: Postfix $pf_version, swaks $swaks_version with IPv6, miltertest $mt_version, Sendmail $sm_version in $sendmail_root, $(m4 --version | head -n 1), lintian $lintian_version, $(systemd-analyze --version | head -n 1), $(logrotate --version 2>&1 | head -n 1), $(/usr/sbin/unbound -V 2>/dev/null | sed -n "s/^Version //p") unbound"
 }
 
 if [ "$mode" = verify ]; then
@@ -288,14 +317,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=""
-for p in $packages $sendmail_libs; do
+for p in $packages $deb_packages $sendmail_libs; do
 	if ! installed "$p"; then
 		missing="$missing $p"
 	fi
 done
 
 if [ -z "$missing" ]; then
-	echo "$me: already installed: $packages $sendmail_libs"
+	echo "$me: already installed: $packages $deb_packages $sendmail_libs"
 else
 	echo "$me: installing:$missing"
 	export DEBIAN_FRONTEND=noninteractive

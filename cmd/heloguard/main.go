@@ -6,6 +6,9 @@
 //	heloguard spf [--config F] [--json] IP DOMAIN [--sender ADDR] [--helo NAME]
 //	heloguard test [--config F] FILE...
 //	heloguard validate [--config F]
+//	heloguard replay [--config F] LOG
+//	heloguard postfix-config [--socket SPEC] [--config F] [-c DIR]
+//	heloguard version                      (also: heloguard --version)
 package main
 
 import (
@@ -27,6 +30,10 @@ usage:
   heloguard validate [--config FILE]                check a config file
   heloguard replay [--config FILE] [--json] LOG...  what would change with other rules (- = stdin; gzip, journalctl -o json)
   heloguard replay --summary [--json] LOG...        decisions by rule, most refused domains, DNS temperrors
+  heloguard postfix-config [--socket SPEC] [--config FILE] [-c DIR]
+                                                    print the postconf commands that add heloguard
+                                                    to Postfix, keeping its other milters
+  heloguard version                                 version, commit and Go version (also --version)
 
 Run "heloguard COMMAND -h" for a command's flags.
 `
@@ -48,6 +55,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		cmd = "help" // the overview, not serve's flags
+	} else if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd, args = "version", args[1:]
 	}
 	switch cmd {
 	case "serve":
@@ -62,6 +71,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdValidate(args, stdout, stderr)
 	case "replay":
 		return cmdReplay(args, stdin, stdout, stderr)
+	case "postfix-config":
+		return cmdPostfixConfig(args, stdout, stderr)
+	case "version":
+		return cmdVersion(args, stdout, stderr)
+	case "man": // not in the usage: the Debian package's build runs it
+		return cmdMan(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -92,6 +107,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if c, ok := stderr.(*flagCollector); ok { // heloguard man reads the flags
+		c.fs, c.synopsis = fs, synopsis
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: heloguard %s\n\nflags:\n", synopsis)
 		fs.PrintDefaults()
