@@ -74,6 +74,7 @@ type Resolver struct {
 	stats  counters
 
 	udpBufs sync.Pool // *[]byte of dns.MaxMsgSize, to read UDP replies
+	metrics *Metrics  // nil: not counted (Instrument)
 }
 
 // New returns a Resolver for cfg.
@@ -191,11 +192,13 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	k := key{strings.ToLower(fqdn), qtype}
 	if e, ok := r.cache.get(k, r.cfg.Now()); ok {
 		r.stats.hits.Add(1)
+		r.metrics.cacheHit()
 		t.each(func(t *Tally) { t.Hits.Add(1) })
 		t.note(e.expires)
 		return r.result(e, fqdn)
 	}
 	r.stats.misses.Add(1)
+	r.metrics.cacheMiss()
 	if ctx.Err() != nil {
 		t.note(time.Time{}) // no answer: what was gathered must not be cached
 		return nil, r.canceled(ctx, fqdn)
