@@ -449,6 +449,11 @@ func TestPrometheus(t *testing.T) {
 		if !strings.Contains(page, "heloguard_decisions_total{") {
 			t.Errorf("the scrape has no decisions:\n%s", page)
 		}
+		for _, l := range strings.Split(page, "\n") {
+			if strings.HasPrefix(l, "heloguard_") && !strings.Contains(l, "_bucket{") && !strings.HasSuffix(l, " 0") {
+				t.Logf("scrape: %s", l)
+			}
+		}
 	})
 }
 
