@@ -70,6 +70,8 @@ type Config struct {
 	DNS               dnscache.Config
 	EvidenceCacheSize int // recent (IP, HELO) evidence kept until its DNS answers expire; 0 = off
 
+	Metrics Metrics // where Prometheus scrapes /metrics; off by default
+
 	// Rules is the complete ordered list the engine runs: allowlist, then
 	// extra_rules, then the built-in (or replacing) set with overrides applied.
 	Rules []policy.Rule
@@ -307,6 +309,7 @@ func (p *parser) topKeys(c *Config, rs *ruleSpec) map[string]func(*yaml.Node) {
 		"generic_tokens":      func(v *yaml.Node) { p.strs(v, "generic_tokens", &c.GenericTokens) },
 		"dns":                 func(v *yaml.Node) { p.dns(v, &c.DNS) },
 		"evidence_cache_size": func(v *yaml.Node) { p.integer(v, "evidence_cache_size", 0, &c.EvidenceCacheSize) },
+		"metrics":             func(v *yaml.Node) { p.metrics(v, &c.Metrics) },
 		"allowlist":           func(v *yaml.Node) { rs.allowlist = v },
 		"extra_rules":         func(v *yaml.Node) { rs.extra = v },
 		"rules":               func(v *yaml.Node) { rs.replace = v },

@@ -54,6 +54,7 @@ func (c *Config) CheckHost() (errs Errors, warnings []string) {
 			warnings = append(warnings, fmt.Sprintf("%s is writable by every user (mode %04o): anyone on this host can change the rules; chmod o-w", c.File, fi.Mode().Perm()))
 		}
 	}
+	warnings = append(warnings, c.Metrics.warnings()...)
 	if r, ok := acceptsAll(c.Rules); ok {
 		warnings = append(warnings, r)
 	}

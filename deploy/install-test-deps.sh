@@ -290,6 +290,23 @@ EOF
 		fi
 	fi
 
+	# Prometheus and promtool, for deploy/prometheus: the test runs its own
+	# prometheus on a free loopback port, and promtool check metrics.
+	prom_version=""
+	if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+		fail "Prometheus is not installed (prometheus, promtool; Debian package prometheus): deploy/prometheus runs them"
+	elif ! out=$(prometheus --version 2>&1); then
+		fail "prometheus --version does not run: $(echo "$out" | firstline)"
+	elif ! out=$(promtool --version 2>&1); then
+		fail "promtool --version does not run: $(echo "$out" | firstline)"
+	else
+		prom_version=$(prometheus --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p')
+		printf '# HELP x_total A check.\n# TYPE x_total counter\nx_total 1\n' >"$tmp/metrics"
+		if ! out=$(promtool check metrics <"$tmp/metrics" 2>&1); then
+			fail "promtool check metrics does not pass a good page: $(echo "$out" | firstline)"
+		fi
+	fi
+
 	rm -rf "$tmp"
 	trap - EXIT
 	if [ "$failed" -ne 0 ]; then
@@ -301,6 +318,7 @@ EOF
 		return 1
 	fi
 	echo "$me: ok: Postfix $pf_version, swaks $swaks_version with IPv6, miltertest $mt_version, Sendmail $sm_version in $sendmail_root, $(m4 --version | head -n 1), lintian $lintian_version, $(systemd-analyze --version | head -n 1), $(logrotate --version 2>&1 | head -n 1), $(/usr/sbin/unbound -V 2>/dev/null | sed -n "s/^Version //p") unbound"
+	echo "$me: ok: Prometheus $prom_version and its promtool (deploy/prometheus)"
 }
 
 if [ "$mode" = verify ]; then
@@ -374,6 +392,43 @@ else
 	done
 	rm -rf "$debs"
 	echo "$want" >"$stamp"
+fi
+
+# Prometheus (prometheus and promtool), for deploy/prometheus, which runs its
+# own instance on a free loopback port. Debian's package enables a prometheus
+# service on port 9090: the install must not start it. A policy-rc.d that
+# refuses every start stands in for the install (the machine's own, if any,
+# is put back after it), and the service is then disabled and, should
+# anything have started it, stopped.
+if ! installed prometheus; then
+	echo "$me: installing: prometheus (its service is not started)"
+	rcd=/usr/sbin/policy-rc.d
+	saved=""
+	if [ -e "$rcd" ]; then
+		saved=$(mktemp)
+		cp -p "$rcd" "$saved"
+	fi
+	restore_rcd() {
+		if [ -n "$saved" ]; then
+			cp -p "$saved" "$rcd" && rm -f "$saved"
+		else
+			rm -f "$rcd"
+		fi
+	}
+	trap restore_rcd EXIT
+	printf '#!/bin/sh\n# %s: no service starts while it installs prometheus\nexit 101\n' "$me" >"$rcd"
+	chmod 755 "$rcd"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=300 prometheus
+	restore_rcd
+	trap - EXIT
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable prometheus.service >/dev/null 2>&1 || true
+		if [ -d /run/systemd/system ]; then
+			systemctl stop prometheus.service >/dev/null 2>&1 || true
+		fi
+	fi
 fi
 
 verify

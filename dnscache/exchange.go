@@ -129,7 +129,9 @@ var longAgo = time.Unix(1, 0)
 // attempt's deadline: Timeout from now, or ctx's deadline if sooner. If the
 // attempt ends without a usable reply after unusable ones, its error is a
 // *badReplies that says which came first.
-func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
+func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns.Msg) (resp *dns.Msg, err error) {
+	a := r.metrics.begin(server, q)
+	defer func() { a.end(resp, err) }()
 	deadline := time.Now().Add(r.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -194,6 +196,7 @@ func (r *Resolver) roundTrip(ctx context.Context, network, server string, q *dns
 		}
 		resp := new(dns.Msg)
 		if err := resp.Unpack(p); err != nil {
+			a.malformed()
 			// The header is unpacked first. A truncated reply may not unpack
 			// in full and is still good enough to go to TCP.
 			if len(p) >= 12 && resp.Truncated && udp && resp.Id == q.Id && resp.Response {

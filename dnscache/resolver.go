@@ -87,6 +87,7 @@ type Resolver struct {
 	preferred atomic.Uint32
 
 	udpBufs sync.Pool // *[]byte of dns.MaxMsgSize, to read UDP replies
+	metrics *Metrics  // nil: not counted (Instrument)
 }
 
 // New returns a Resolver for cfg.
@@ -204,10 +205,12 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	k := key{strings.ToLower(fqdn), qtype}
 	if e, ok := r.cache.get(k, r.cfg.Now()); ok {
 		r.stats.hits.Add(1)
+		r.metrics.cacheHit()
 		t.each(func(t *Tally) { t.Hits.Add(1) })
 		return r.result(t, e, fqdn, qtype, true)
 	}
 	r.stats.misses.Add(1)
+	r.metrics.cacheMiss()
 	if ctx.Err() != nil {
 		return nil, r.canceled(ctx, t, fqdn, qtype)
 	}

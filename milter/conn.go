@@ -51,6 +51,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		// backend on this session's goroutine, outside the accept loop that
 		// hands each backend its conn. Failing the write ends the session
 		// first; the MTA applies its default action.
+		c.srv.metrics.protocolError(ProtocolMalformed)
 		return 0, errFinalReply
 	}
 	if isModification(p) {

@@ -35,4 +35,5 @@ func (s *session) flushLog() {
 	if _, err := s.srv.decisions.Write(append(buf, '\n')); err != nil {
 		s.srv.ops.Error("writing the decision log", "err", err.Error())
 	}
+	s.srv.metrics.decision(&r, v.Duration) // counted here, with the record: once per decision
 }

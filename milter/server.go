@@ -33,6 +33,7 @@ type Server struct {
 	state     atomic.Pointer[State]
 	decisions io.Writer    // the decision log: one record per Write
 	ops       *slog.Logger // operational messages
+	metrics   *Metrics     // nil: nothing counted (Instrument)
 
 	slots chan struct{} // bounds concurrent sessions (max_sessions)
 
@@ -214,6 +215,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	l.srv.conns[c] = struct{}{}
 	l.srv.sessions.Add(1)
 	l.srv.mu.Unlock()
+	l.srv.metrics.opened(c)
 	l.next = c
 	return c, nil
 }

@@ -26,6 +26,8 @@ type Options struct {
 	EvidenceCacheSize int
 	// Now is the clock of the evidence cache; nil means time.Now.
 	Now func() time.Time
+	// Metrics counts the evidence cache's hits and misses; nil counts nothing.
+	Metrics *Metrics
 }
 
 // Engine gathers evidence and applies rules. It is safe for concurrent use.
@@ -58,7 +60,7 @@ func New(opt Options) *Engine {
 	e := &Engine{opt: opt}
 	if v, ok := opt.Resolver.(Validity); ok {
 		e.validity = v
-		e.evcache = newEvidenceCache(opt.EvidenceCacheSize)
+		e.evcache = newEvidenceCache(opt.EvidenceCacheSize, opt.Metrics)
 		if e.evcache != nil && opt.Now != nil {
 			e.evcache.now = opt.Now
 		}

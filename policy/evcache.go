@@ -21,8 +21,9 @@ type Validity interface {
 // common case for a busy sender — is judged without repeating the SPF
 // evaluation. Rules are applied afresh on every decision.
 type evidenceCache struct {
-	lru *lru.Cache[evKey, *evEntry]
-	now func() time.Time
+	lru     *lru.Cache[evKey, *evEntry]
+	now     func() time.Time
+	metrics *Metrics
 }
 
 type evKey struct {
@@ -35,7 +36,7 @@ type evEntry struct {
 	expires time.Time
 }
 
-func newEvidenceCache(size int) *evidenceCache {
+func newEvidenceCache(size int, m *Metrics) *evidenceCache {
 	if size <= 0 {
 		return nil
 	}
@@ -43,7 +44,7 @@ func newEvidenceCache(size int) *evidenceCache {
 	if err != nil {
 		return nil
 	}
-	return &evidenceCache{lru: c, now: time.Now}
+	return &evidenceCache{lru: c, now: time.Now, metrics: m}
 }
 
 func (c *evidenceCache) get(ip netip.Addr, helo string) (Evidence, bool) {
@@ -52,12 +53,15 @@ func (c *evidenceCache) get(ip netip.Addr, helo string) (Evidence, bool) {
 	}
 	e, ok := c.lru.Get(evKey{ip, helo})
 	if !ok {
+		c.metrics.miss()
 		return Evidence{}, false
 	}
 	if !c.now().Before(e.expires) {
 		c.lru.Remove(evKey{ip, helo})
+		c.metrics.miss()
 		return Evidence{}, false
 	}
+	c.metrics.hit()
 	return e.ev, true
 }
 

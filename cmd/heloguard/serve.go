@@ -15,7 +15,6 @@ import (
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/milter"
-	"github.com/heloguard/heloguard/policy"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -56,7 +55,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "heloguard: log: %v\n", err)
 		return exitUsage
 	}
-	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, logw, ops)
+	obs := newObservability(cfg) // nil: metrics off
+	obs.resolver(res)
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res)}, logw, ops)
+	obs.instrument(srv)
+	if _, err := obs.listen(cfg.Metrics.Listen, ops); err != nil {
+		fmt.Fprintf(stderr, "heloguard: %v\n", err)
+		return exitUsage
+	}
+	defer obs.close()
 	for _, spec := range cfg.Listen {
 		addr, err := srv.Listen(spec)
 		if err != nil {
@@ -79,7 +86,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				res = reload(srv, *cfgPath, res, ops)
+				before := srv.State()
+				res = reload(srv, *cfgPath, res, ops, obs)
+				obs.reloaded(srv.State() != before)
 			case syscall.SIGUSR1:
 				if err := logw.Reopen(); err != nil {
 					ops.Error("reopening the decision log", "err", err)
@@ -106,7 +115,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // reload reads the config again; a bad file is logged and the running config
 // stays. The resolver, and its cache, is kept unless the dns section changed.
 // Listeners, max_sessions and the log file need a restart.
-func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.Logger) *dnscache.Resolver {
+func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.Logger, obs *observability) *dnscache.Resolver {
 	cfg, err := config.Load(path)
 	if err != nil {
 		ops.Error("reload failed; the previous config keeps running", "err", err.Error())
@@ -122,11 +131,12 @@ func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.L
 	}
 	if !reflect.DeepEqual(cfg.DNS, old.DNS) || !slices.Equal(nr.Servers(), res.Servers()) {
 		res = nr
+		obs.resolver(res)
 	}
-	if !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.MaxSessions != old.MaxSessions || cfg.LogFile != old.LogFile {
-		ops.Warn("listen, max_sessions and log changes take effect at the next restart")
+	if !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.MaxSessions != old.MaxSessions || cfg.LogFile != old.LogFile || cfg.Metrics != old.Metrics {
+		ops.Warn("listen, max_sessions, log and metrics changes take effect at the next restart")
 	}
-	srv.SetState(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))})
+	srv.SetState(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res)})
 	ops.Info("config reloaded", "config", nameOr(path, "built-in defaults"), "rules", len(cfg.Rules), "mode", cfg.Mode)
 	return res
 }

@@ -18,6 +18,7 @@ type Config struct {
 	DNS     string   // dnsworld address
 	Extra   string   // more YAML, appended verbatim
 	LogPath string   // decision log
+	Metrics string   // metrics.listen (IP:PORT); "" = no metrics
 	// TrustedNetworks: nil means loopback (127.0.0.0/8, ::1/128); an empty,
 	// non-nil slice means none, for an MTA whose clients connect from loopback.
 	TrustedNetworks []string
@@ -58,6 +59,9 @@ func (c Config) YAML() string {
 	b.WriteString("dns:\n")
 	fmt.Fprintf(&b, "  servers: [%q]\n", c.DNS)
 	b.WriteString("  timeout: 2s\n")
+	if c.Metrics != "" {
+		fmt.Fprintf(&b, "metrics: {listen: %q}\n", c.Metrics)
+	}
 	b.WriteString(c.Extra)
 	return b.String()
 }
@@ -134,6 +138,9 @@ func StartDaemon(t testing.TB, bin string, cfg Config) *Daemon {
 	if !ok || !WaitPort(d.Addr, 5*time.Second) {
 		t.Fatalf("heloguard did not listen on %s within 20s; stderr:\n%s", d.Addr, d.Stderr())
 	}
+	if cfg.Metrics != "" && !WaitPort(cfg.Metrics, 5*time.Second) {
+		t.Fatalf("heloguard does not serve metrics on %s; stderr:\n%s", cfg.Metrics, d.Stderr())
+	}
 	return d
 }
 
@@ -174,7 +181,7 @@ func (d *Daemon) Alive() bool {
 // reports the reload on stderr.
 func (d *Daemon) Reload(t testing.TB, cfg Config) {
 	t.Helper()
-	cfg.Listen, cfg.LogPath = d.Cfg.Listen, d.Cfg.LogPath // what needs a restart stays
+	cfg.Listen, cfg.LogPath, cfg.Metrics = d.Cfg.Listen, d.Cfg.LogPath, d.Cfg.Metrics // what needs a restart stays
 	before := strings.Count(d.Stderr(), "reloaded")
 	if err := os.WriteFile(d.ConfigPath, []byte(cfg.YAML()), 0o644); err != nil {
 		t.Fatal(err)

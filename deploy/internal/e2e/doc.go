@@ -12,6 +12,7 @@
 //     (Config, StartDaemon, and Daemon's Signal, Reload, Stop...);
 //   - decisions.go: its decision log and the policy's own answer to compare
 //     with (Decision, Decisions, DecisionsFor, WaitDecision, Check);
+//   - metrics.go: its metrics page, as Prometheus scrapes it (Scrape);
 //
 // and, for the tests through a real MTA, swaks sessions and their transcripts
 // (swaks.go), delivered messages (mail.go) and the one-decision-per-session
