@@ -405,8 +405,9 @@ Debian package installs this file as a conffile: it is kept on upgrades when
 changed, and removed on purge.
 .SH SEE ALSO
 .BR heloguard (8);
-the README (/usr/share/doc/heloguard/README.md.gz) has the evidence fields, the
-built\-in rules, the match syntax of rules and the reply placeholders.
+the evidence fields, the built\-in rules, the match syntax of rules and the reply
+placeholders are described in docs/rules.md and docs/reference.md of heloguard's
+source; /usr/share/doc/heloguard/README.md.gz points to them.
 `)
 	return b.String()
 }
