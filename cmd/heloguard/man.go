@@ -250,7 +250,8 @@ For a decision log file (log: /var/log/heloguard/decisions.log); the unit create
 it, /etc/logrotate.d/heloguard rotates the file and sends SIGUSR1.
 .TP
 .I /usr/share/doc/heloguard/
-README, the Postfix and Sendmail snippets (examples/).
+README, the admin guide, the rules guide and the reference (admin.md.gz,
+rules.md.gz, reference.md.gz), the Postfix and Sendmail snippets (examples/).
 .SH SEE ALSO
 .BR heloguard.yaml (5),
 .BR postconf (5),
@@ -406,8 +407,9 @@ changed, and removed on purge.
 .SH SEE ALSO
 .BR heloguard (8);
 the evidence fields, the built\-in rules, the match syntax of rules and the reply
-placeholders are described in docs/rules.md and docs/reference.md of heloguard's
-source; /usr/share/doc/heloguard/README.md.gz points to them.
+placeholders are described in the rules guide and the reference,
+/usr/share/doc/heloguard/rules.md.gz and /usr/share/doc/heloguard/reference.md.gz;
+the admin guide is /usr/share/doc/heloguard/admin.md.gz.
 `)
 	return b.String()
 }
