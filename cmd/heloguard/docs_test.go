@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -200,4 +201,70 @@ func TestReadmeLinksDocs(t *testing.T) {
 			t.Errorf("README.md does not link docs/%s", f.Name())
 		}
 	}
+}
+
+// Every relative link of README.md and docs/*.md names a file of the
+// repository, and an #anchor in a link to a file of docs/ names one of its
+// headings (GitHub's slugs). Anchors into README.md are not checked: its
+// sections are written by other changes too.
+func TestDocsLinks(t *testing.T) {
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../../README.md")
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			target, anchor, _ := strings.Cut(m[1], "#")
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path := f
+			if target != "" {
+				path = filepath.Join(filepath.Dir(f), target)
+			}
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", f, m[1], err)
+				continue
+			}
+			if anchor == "" || filepath.Base(path) == "README.md" || !strings.HasSuffix(path, ".md") {
+				continue
+			}
+			if !slices.Contains(headingSlugs(string(text)), anchor) {
+				t.Errorf("%s: link %s: %s has no heading with that anchor (%v)", f, m[1], path, headingSlugs(string(text)))
+			}
+		}
+	}
+}
+
+// headingSlugs are the anchors GitHub gives a markdown file's headings.
+func headingSlugs(text string) []string {
+	var slugs []string
+	inFence := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range h {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+				b.WriteRune(r)
+			case r == ' ':
+				b.WriteRune('-')
+			}
+		}
+		slugs = append(slugs, b.String())
+	}
+	return slugs
 }
