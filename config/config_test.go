@@ -14,7 +14,7 @@ import (
 	"github.com/heloguard/heloguard/policy"
 )
 
-// builtinOrder is the built-in rule set in the order of the README's table of
+// builtinOrder is the built-in rule set in the order of docs/rules.md's table of
 // rules ("How it decides", rows 3 to 19; trusted and allowlist come from
 // trusted_networks and allowlist).
 var builtinOrder = []string{

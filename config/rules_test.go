@@ -12,7 +12,7 @@ import (
 )
 
 // TestBuiltinReplies pins the action and reply code of each built-in rule to
-// the README's table of rules ("How it decides").
+// docs/rules.md's table of rules ("How it decides").
 func TestBuiltinReplies(t *testing.T) {
 	want := map[string]struct {
 		action   policy.Action

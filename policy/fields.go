@@ -14,8 +14,8 @@ const (
 // Field describes one evidence field. The table of fields (Fields) is the one
 // place the evidence vocabulary is written: the rules language's conditions,
 // config validation's "allowed" messages, the decision record's JSON, check's
-// explanation and the README's table are all derived from it (or, for the
-// README, checked against it by a test).
+// explanation and the docs' tables are all derived from it (or, for
+// docs/reference.md and docs/rules.md, checked against it by a test).
 type Field struct {
 	Name    string   // as in rules, logs and docs
 	Kind    Kind     // the type of its value

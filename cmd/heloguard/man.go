@@ -250,7 +250,8 @@ For a decision log file (log: /var/log/heloguard/decisions.log); the unit create
 it, /etc/logrotate.d/heloguard rotates the file and sends SIGUSR1.
 .TP
 .I /usr/share/doc/heloguard/
-README, the Postfix and Sendmail snippets (examples/).
+README, the admin guide, the rules guide and the reference (admin.md.gz,
+rules.md.gz, reference.md.gz), the Postfix and Sendmail snippets (examples/).
 .SH SEE ALSO
 .BR heloguard.yaml (5),
 .BR postconf (5),
@@ -405,8 +406,10 @@ Debian package installs this file as a conffile: it is kept on upgrades when
 changed, and removed on purge.
 .SH SEE ALSO
 .BR heloguard (8);
-the README (/usr/share/doc/heloguard/README.md.gz) has the evidence fields, the
-built\-in rules, the match syntax of rules and the reply placeholders.
+the evidence fields, the built\-in rules, the match syntax of rules and the reply
+placeholders are described in the rules guide and the reference,
+/usr/share/doc/heloguard/rules.md.gz and /usr/share/doc/heloguard/reference.md.gz;
+the admin guide is /usr/share/doc/heloguard/admin.md.gz.
 `)
 	return b.String()
 }

@@ -263,7 +263,7 @@ func TestReadmeMetricsTable(t *testing.T) {
 		sort.Strings(labels)
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", mf.GetName(), strings.ToLower(mf.GetType().String()), strings.Join(labels, ", "), mf.GetHelp())
 	}
-	if got := section(t, readme(t), "metrics-table"); got != b.String() {
-		t.Errorf("README's metrics table differs from the metrics registered; it should read:\n%s", b.String())
+	if got := section(t, "docs/reference.md", "metrics-table"); got != b.String() {
+		t.Errorf("docs/reference.md's metrics table differs from the metrics registered; it should read:\n%s", b.String())
 	}
 }

@@ -130,6 +130,9 @@ install -m 0644 deploy/heloguard.service "$root/lib/systemd/system/heloguard.ser
 doc=$root/usr/share/doc/heloguard
 install -m 0644 deploy/deb/copyright "$doc/copyright"
 gzip -9n <README.md >"$doc/README.md.gz"
+for d in admin rules reference; do
+	gzip -9n <"docs/$d.md" >"$doc/$d.md.gz"
+done
 install -m 0644 deploy/postfix/main.cf.snippet "$doc/examples/main.cf.snippet"
 install -m 0644 deploy/sendmail/heloguard.mc "$doc/examples/heloguard.mc"
 cat >"$stage/changelog" <<EOF
