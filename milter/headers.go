@@ -2,9 +2,6 @@ package milter
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
-	"strings"
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/emersion/go-msgauth/authres"
@@ -63,24 +60,4 @@ func (s *session) authResults(v *verdict) string {
 		results = append(results, &authres.SPFResult{Value: authres.ResultValue(v.Evidence.SPFHelo), Helo: v.Helo.Name})
 	}
 	return authres.Format(s.st.Cfg.AuthservID, results)
-}
-
-// clientIP finds the client's address. go-milter parses the CONNECT address
-// with net.ParseIP, which gives nil for Sendmail's "IPv6:2001:db8::1"; then the
-// {client_addr} macro or the bracketed host name ("[IPv6:…]") has it.
-func clientIP(family string, addr net.IP, host string, macros map[string]string) netip.Addr {
-	if a, ok := netip.AddrFromSlice(addr); ok && family != "unix" {
-		return a.Unmap()
-	}
-	if family == "unix" {
-		return netip.Addr{}
-	}
-	for _, s := range []string{macros["{client_addr}"], strings.Trim(host, "[]")} {
-		s = strings.TrimPrefix(s, "IPv6:")
-		s = strings.TrimPrefix(s, "ipv6:")
-		if a, err := netip.ParseAddr(s); err == nil {
-			return a.Unmap()
-		}
-	}
-	return netip.Addr{}
 }
