@@ -62,6 +62,11 @@ type Config struct {
 	LogFile         string        // "stderr", "stdout" or a path
 	DrainTimeout    time.Duration // on SIGTERM
 
+	// UnknownClientAction is the decision on a client the MTA gives no usable
+	// address for (accept, tempfail or reject); a local (unix socket) client is
+	// not one.
+	UnknownClientAction policy.Action
+
 	LocalNames      []string
 	LocalAddresses  []netip.Addr
 	TrustedNetworks []netip.Prefix
@@ -106,6 +111,8 @@ func defaults() *Config {
 		GenericTokens:     policy.DefaultGenericTokens(),
 		DNS:               dnscache.Config{Timeout: 2 * time.Second, CacheSize: 100000},
 		EvidenceCacheSize: 10000,
+
+		UnknownClientAction: policy.ActionTempfail,
 	}
 	if host != "" {
 		c.LocalNames = []string{host}
@@ -263,6 +270,13 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 				p.errorf(v, "decision_timeout must be below Postfix's milter_command_timeout of 30s (and best below Sendmail's 10s)")
 			}
 		},
+		"unknown_client_action": func(v *yaml.Node) {
+			var s string
+			p.oneOf(v, "unknown_client_action", []string{string(policy.ActionAccept), string(policy.ActionTempfail), string(policy.ActionReject)}, &s)
+			if s != "" {
+				c.UnknownClientAction = policy.Action(s)
+			}
+		},
 		"timeout_action":      func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
 		"max_sessions":        func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
 		"read_timeout":        func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
@@ -373,6 +387,8 @@ func (c *Config) PolicyOptions(r policy.Resolver) policy.Options {
 		LocalAddresses:  c.LocalAddresses,
 		GenericTokens:   c.GenericTokens,
 		TimeoutAction:   c.TimeoutAction,
+
+		UnknownClientAction: c.UnknownClientAction,
 
 		EvidenceCacheSize: c.EvidenceCacheSize,
 	}

@@ -35,6 +35,7 @@ func TestDefaults(t *testing.T) {
 		{"AuthservID", c.AuthservID, host},
 		{"DecisionTimeout", c.DecisionTimeout, 8 * time.Second},
 		{"TimeoutAction", c.TimeoutAction, policy.ActionTempfail},
+		{"UnknownClientAction", c.UnknownClientAction, policy.ActionTempfail},
 		{"MaxSessions", c.MaxSessions, 1000},
 		{"ReadTimeout", c.ReadTimeout, 2 * time.Hour},
 		{"LogFile", c.LogFile, "stderr"},

@@ -24,7 +24,7 @@ func (s *session) endOfMessage(m *gomilter.Modifier) error {
 	if v == nil {
 		return nil // a local client (unix socket), or no HELO and no MAIL judged
 	}
-	if !v.Trusted {
+	if !v.Trusted && s.ip.IsValid() { // a client without an address has no iprev to report
 		if err := m.InsertHeader(1, "Authentication-Results", s.authResults(v)); err != nil {
 			return err
 		}

@@ -58,6 +58,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		case l.Rule == policy.RuleTimeout: // the evidence was never completed
 			skipped[policy.RuleTimeout+": the evidence is incomplete"]++
 			continue
+		case l.Rule == policy.RuleUnknownClient:
+			skipped[policy.RuleUnknownClient+": the MTA gave no client address"]++
+			continue
 		case !l.ClientIP.IsValid():
 			skipped["no client address"]++
 			continue
