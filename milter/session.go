@@ -50,7 +50,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	// starts afresh.
 	s.flushLog()
 	s.verdict, s.pending, s.ip = nil, nil, netip.Addr{}
-	s.host, s.port = host, port
+	s.host, s.port = clip(host, maxName), port
 	s.local = family == "unix"
 	if s.local { // go-milter's name for family L
 		return gomilter.RespContinue, nil // local submission over a unix socket: nothing to judge
@@ -101,6 +101,7 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 	if s.local {
 		return gomilter.RespContinue, nil
 	}
+	name = clip(name, maxName) // longer is invalid anyway (RFC 5321 4.5.3.1.2), and judged so
 	if v := s.verdict; v != nil && s.fixed() {
 		// For the log: the verdict stands, but we know what the client said.
 		v.Helo = policy.ParseHelo(name)
@@ -174,7 +175,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	if s.local {
 		return gomilter.RespContinue, nil
 	}
-	s.authUser = m.Macros["{auth_authen}"]
+	s.authUser = keep(m.Macros["{auth_authen}"], maxAuthUser)
 	s.captureQueueID(m)
 	if s.verdict == nil { // no HELO at all: Postfix allows it unless smtpd_helo_required
 		s.decide("")
@@ -206,7 +207,7 @@ func (s *session) exempt(v *verdict, rcpt string) bool {
 		v.exemption = "authenticated"
 		return true
 	}
-	if rcpt == "" {
+	if rcpt == "" || len(rcpt) > maxPath {
 		return false
 	}
 	local := strings.ToLower(strings.Trim(rcpt, "<>"))
@@ -224,7 +225,7 @@ func (s *session) exempt(v *verdict, rcpt string) bool {
 
 func (s *session) captureQueueID(m *gomilter.Modifier) {
 	if id := m.Macros["i"]; id != "" {
-		s.queueID = id
+		s.queueID = keep(id, maxQueueID)
 	}
 }
 
