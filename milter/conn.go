@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -23,6 +25,8 @@ type conn struct {
 	once        sync.Once
 	pending     []byte    // modification packets held back, see Write
 	deadline    time.Time // the read and write deadline now set
+	left        int       // bytes of the current packet go-milter has yet to read
+	reply       [5]byte   // a continue for a skipped packet
 }
 
 // refreshDeadline keeps the socket's deadline readTimeout ahead. Setting a
@@ -100,19 +104,247 @@ func isModification(p []byte) bool {
 	return false
 }
 
-// Read reads through a buffer: go-milter reads each packet's 4-byte length and
-// its body in two reads, which would be two system calls per packet.
+// Limits on the packets an MTA sends.
+const (
+	// maxPacket bounds a packet go-milter reads into memory (its own limit is
+	// 1 MiB, read whole and copied again into strings). The largest packets
+	// Postfix and Sendmail send are body chunks (MILTER_CHUNK_SIZE, 65535
+	// bytes) and header fields; both are skipped here unless they are
+	// Authentication-Results headers (see skippable), so what reaches
+	// go-milter is a command with a line of SMTP (2 KiB at most in Postfix and
+	// Sendmail), a macro packet, or an Authentication-Results header. A
+	// longer packet ends the session before anything of it is allocated.
+	maxPacket = 64<<10 + 1<<10
+)
+
+// Read hands go-milter the MTA's packets. It looks at each packet's length and
+// command before go-milter does: a packet longer than maxPacket ends the
+// session (go-milter would allocate it whole), and packets the session has no
+// use for, which go-milter would buffer and keep, are answered here and
+// discarded as they stream in (skippable). Reads go through a buffer:
+// go-milter reads each packet's 4-byte length and its body in two reads,
+// which would be two system calls per packet.
 func (c *conn) Read(p []byte) (int, error) {
-	if c.r.Buffered() > 0 {
-		return c.r.Read(p)
+	for c.left == 0 {
+		if err := c.nextPacket(); err != nil {
+			return 0, err
+		}
 	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	if c.r.Buffered() == 0 {
+		if err := c.awaitMore(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.r.Read(p)
+	c.left -= n
+	if err != nil {
+		return n, c.readFailed(err, true)
+	}
+	if c.left == 0 {
+		c.packetDone()
+	}
+	return n, nil
+}
+
+// nextPacket waits for the next packet's length and command. It returns with
+// c.left set to the packet's size, or having answered and discarded a
+// skippable packet (c.left still 0), or with an error that ends the session:
+// io.EOF when the session ends between packets, which go-milter takes for the
+// MTA's close and does not log again.
+func (c *conn) nextPacket() error {
+	if c.r.Buffered() == 0 {
+		if err := c.awaitPacket(); err != nil {
+			return err
+		}
+		if _, err := c.r.Peek(1); err != nil {
+			return c.readFailed(err, false)
+		}
+	}
+	hdr, err := c.peek(4)
+	if err != nil {
+		return c.readFailed(err, true)
+	}
+	size := binary.BigEndian.Uint32(hdr)
+	if size == 0 {
+		return c.drop("a zero-length packet")
+	}
+	hdr, err = c.peek(5)
+	if err != nil {
+		return c.readFailed(err, true)
+	}
+	skip, err := c.skippable(hdr[4], size)
+	if err != nil {
+		return c.readFailed(err, true)
+	}
+	if skip {
+		return c.skipPacket(size)
+	}
+	if size > maxPacket {
+		return c.drop(fmt.Sprintf("a packet (command %q) announced %d bytes; the limit is %d", hdr[4], size, maxPacket))
+	}
+	c.left = 4 + int(size)
+	return nil
+}
+
+// peek returns the next n bytes (n at most the buffer's size) without
+// consuming them, waiting for them if they are not there yet.
+func (c *conn) peek(n int) ([]byte, error) {
+	if c.r.Buffered() < n {
+		if err := c.awaitMore(); err != nil {
+			return nil, err
+		}
+	}
+	return c.r.Peek(n)
+}
+
+// arName is the header field the session wants to see: every other header
+// field, and every body chunk, is skipped.
+const arName = "Authentication-Results"
+
+// skippable reports whether a packet is one the session has no use for, which
+// the conn answers with continue itself: body chunks (the session ignores the
+// body), and header fields other than Authentication-Results (the only one the
+// session looks at; go-milter would keep every header of the message in a map
+// until the MTA aborts it, and Sendmail does not abort after a message). Such
+// packets are discarded as they arrive, whatever their size: Postfix passes a
+// header of up to header_size_limit (100 KiB by default) on to milters.
+//
+// go-milter trims NULs from both ends of a header packet and splits it at NULs
+// into name and value, and the MTA counts header positions by name without
+// regard to ASCII case; a packet is passed on unless its first byte is not NUL
+// and its name, up to the first NUL or the end, is not Authentication-Results
+// in any ASCII case.
+func (c *conn) skippable(code byte, size uint32) (bool, error) {
+	switch code {
+	case 'B':
+		return true, nil
+	case 'L':
+	default:
+		return false, nil
+	}
+	n := min(int(size)-1, len(arName)+1) // the data bytes that decide
+	b, err := c.peek(5 + n)
+	if err != nil {
+		return false, err
+	}
+	data := b[5:]
+	switch {
+	case len(data) == 0 || data[0] == 0:
+		return false, nil // let go-milter make of it what it does
+	case len(data) < len(arName) || !asciiEqualFold(data[:len(arName)], arName):
+		return true, nil
+	case len(data) == len(arName) || data[len(arName)] == 0:
+		return false, nil // Authentication-Results
+	}
+	return true, nil // a longer name
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// skipPacket discards a packet of size bytes (after its length) as it
+// arrives, and answers it with continue.
+func (c *conn) skipPacket(size uint32) error {
+	for left := 4 + int64(size); left > 0; {
+		if c.r.Buffered() == 0 {
+			if err := c.awaitMore(); err != nil {
+				return err
+			}
+			if _, err := c.r.Peek(1); err != nil {
+				return c.readFailed(err, true)
+			}
+		}
+		n, _ := c.r.Discard(int(min(left, int64(c.r.Buffered())))) // no error: what it discards is buffered
+		left -= int64(n)
+	}
+	c.packetDone()
+	// SMFIR_CONTINUE, what go-milter would have answered.
+	c.reply = [5]byte{0, 0, 0, 1, 'c'}
+	_, err := c.Write(c.reply[:])
+	return err
+}
+
+// awaitPacket prepares a read that waits for a packet to begin.
+func (c *conn) awaitPacket() error {
 	if err := c.refreshDeadline(); err != nil {
-		return 0, err
+		return err
 	}
 	if c.tcp {
 		c.quickAck()
 	}
-	return c.r.Read(p)
+	return nil
+}
+
+// awaitMore prepares a read that waits for the rest of a packet.
+func (c *conn) awaitMore() error {
+	if err := c.refreshDeadline(); err != nil {
+		return err
+	}
+	if c.tcp {
+		c.quickAck()
+	}
+	return nil
+}
+
+// packetDone is called when a packet has been read whole.
+func (c *conn) packetDone() {}
+
+// readFailed logs why a read ended the session and returns the error to give
+// go-milter: io.EOF between packets (go-milter does not log it), the error
+// itself within one.
+func (c *conn) readFailed(err error, inPacket bool) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		c.logDrop(fmt.Sprintf("read timed out after %s", c.readTimeout))
+	case errors.Is(err, io.EOF) && !inPacket:
+		return io.EOF // the MTA closed the connection
+	case errors.Is(err, io.EOF):
+		c.logDrop("the MTA closed the connection within a packet")
+		return io.ErrUnexpectedEOF
+	case errors.Is(err, net.ErrClosed):
+		return err // we closed it (shutdown)
+	default:
+		c.logDrop(err.Error())
+	}
+	if inPacket {
+		return err
+	}
+	return io.EOF
+}
+
+// drop ends the session for a reason of the packet stream's: logged, and
+// io.EOF to go-milter, which then closes the connection without a word.
+func (c *conn) drop(reason string) error {
+	c.logDrop(reason)
+	return io.EOF
+}
+
+func (c *conn) logDrop(reason string) {
+	attrs := []any{"reason", reason}
+	if s := c.sess; s != nil && s.ip.IsValid() {
+		attrs = append(attrs, "client_ip", s.ip.String())
+	}
+	c.srv.ops.Warn("closing the milter connection", attrs...)
 }
 
 // quickAck turns off delayed ACKs before each read. Sendmail writes each milter
