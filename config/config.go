@@ -58,7 +58,8 @@ type Config struct {
 	DecisionTimeout time.Duration // budget for one decision's DNS
 	TimeoutAction   policy.Action // decision when the budget runs out
 	MaxSessions     int           // concurrent milter sessions
-	ReadTimeout     time.Duration // per read on a milter socket
+	ReadTimeout     time.Duration // a milter socket's idle time between commands
+	PacketTimeout   time.Duration // for a packet to arrive whole, and the first after connecting
 	LogFile         string        // "stderr", "stdout" or a path
 	DrainTimeout    time.Duration // on SIGTERM
 
@@ -105,6 +106,7 @@ func defaults() *Config {
 		TimeoutAction:     policy.ActionTempfail,
 		MaxSessions:       1000,
 		ReadTimeout:       2 * time.Hour,
+		PacketTimeout:     30 * time.Second,
 		LogFile:           "stderr",
 		DrainTimeout:      30 * time.Second,
 		TrustedNetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -280,6 +282,7 @@ func (p *parser) top(n *yaml.Node, c *Config, rs *ruleSpec) {
 		"timeout_action":      func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
 		"max_sessions":        func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
 		"read_timeout":        func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
+		"packet_timeout":      func(v *yaml.Node) { p.duration(v, "packet_timeout", &c.PacketTimeout) },
 		"drain_timeout":       func(v *yaml.Node) { p.duration(v, "drain_timeout", &c.DrainTimeout) },
 		"log":                 func(v *yaml.Node) { p.str(v, "log", &c.LogFile) },
 		"local_names":         func(v *yaml.Node) { p.strs(v, "local_names", &c.LocalNames) },

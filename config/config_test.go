@@ -86,6 +86,7 @@ func TestEveryKey(t *testing.T) {
 		{"UnknownClientAction", c.UnknownClientAction, policy.ActionReject},
 		{"MaxSessions", c.MaxSessions, 250},
 		{"ReadTimeout", c.ReadTimeout, 2 * time.Minute},
+		{"PacketTimeout", c.PacketTimeout, 10 * time.Second},
 		{"DrainTimeout", c.DrainTimeout, 10 * time.Second},
 		{"LogFile", c.LogFile, "/var/log/heloguard/decisions.log"},
 		{"LocalNames", c.LocalNames, []string{"mx.receiver.example", "MX2.Receiver.Example."}},

@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 		{"UnknownClientAction", c.UnknownClientAction, policy.ActionTempfail},
 		{"MaxSessions", c.MaxSessions, 1000},
 		{"ReadTimeout", c.ReadTimeout, 2 * time.Hour},
+		{"PacketTimeout", c.PacketTimeout, 30 * time.Second},
 		{"LogFile", c.LogFile, "stderr"},
 		{"DrainTimeout", c.DrainTimeout, 30 * time.Second},
 		{"LocalAddresses", len(c.LocalAddresses), 0},

@@ -49,6 +49,8 @@ func TestErrors(t *testing.T) {
 			[]string{"a rule in extra_rules needs a name"}},
 		{"bad timeout_action", "timeout_action: defer\n", "1:17",
 			[]string{`timeout_action must be one of accept, reject, tempfail, quarantine, tag, not "defer"`}},
+		{"bad packet_timeout", "read_timeout: 1h\npacket_timeout: 0s\n", "2:17",
+			[]string{`packet_timeout must be a positive duration such as 500ms, 5s or 1m, not "0s"`}},
 		{"bad unknown_client_action", "mode: monitor\nunknown_client_action: quarantine\n", "2:24",
 			[]string{`unknown_client_action must be one of accept, tempfail, reject, not "quarantine"`}},
 		{"reply code not 4xx/5xx", "extra_rules:\n  - {name: x, action: reject, reply: \"250 2.0.0 ok\"}\n", "2:38",

@@ -12,36 +12,79 @@ import (
 	"time"
 )
 
-// conn wraps an MTA's milter socket: a deadline on reads and writes (go-milter
-// sets none, so a hung MTA would hold a goroutine forever), delayed ACKs off on TCP,
-// and the session's end when the MTA closes it (go-milter has no close callback).
+// conn wraps an MTA's milter socket: deadlines on reads and writes (go-milter
+// sets none, so a hung MTA would hold a goroutine forever), packet framing and
+// limits (see Read), delayed ACKs off on TCP, and the session's end when the MTA
+// closes it (go-milter has no close callback).
+//
+// Two deadlines: between commands the socket may idle for readTimeout (long:
+// it idles while the SMTP client sends DATA); a packet once begun must arrive
+// whole within packetTimeout, and so must the first packet after connecting,
+// so that a peer that stalls holds its session slot that long only.
 type conn struct {
 	net.Conn
-	r           *bufio.Reader
-	srv         *Server
-	sess        *session
-	readTimeout time.Duration
-	tcp         bool
-	once        sync.Once
-	pending     []byte    // modification packets held back, see Write
-	deadline    time.Time // the read and write deadline now set
-	left        int       // bytes of the current packet go-milter has yet to read
-	reply       [5]byte   // a continue for a skipped packet
+	r             *bufio.Reader
+	srv           *Server
+	sess          *session
+	readTimeout   time.Duration
+	packetTimeout time.Duration
+	tcp           bool
+	once          sync.Once
+	pending       []byte    // modification packets held back, see Write
+	deadline      time.Time // the read and write deadline now set
+	left          int       // bytes of the current packet go-milter has yet to read
+	reply         [5]byte   // a continue for a skipped packet
+	started       bool      // a whole packet has arrived
+	packetEnd     time.Time // the deadline of the packet under way; zero between packets
+	waiting       wait      // what the last blocking read waited for
 }
+
+// wait is what a read waits for, for the log when it times out.
+type wait int
+
+const (
+	waitFirst  wait = iota // the first packet after connecting (packetTimeout)
+	waitIdle               // the next packet, between commands (readTimeout)
+	waitPacket             // the rest of a packet under way (packetTimeout)
+)
 
 // refreshDeadline keeps the socket's deadline readTimeout ahead. Setting a
 // deadline costs a lock and a timer update in the runtime, so it is moved at
 // most once a second rather than on every packet.
 func (c *conn) refreshDeadline() error {
 	if c.readTimeout <= 0 {
-		return nil
+		return c.setDeadline(time.Time{})
 	}
 	now := time.Now()
 	if c.deadline.Sub(now) > c.readTimeout-time.Second {
 		return nil
 	}
-	c.deadline = now.Add(c.readTimeout)
-	return c.Conn.SetDeadline(c.deadline)
+	return c.setDeadline(now.Add(c.readTimeout))
+}
+
+// packetDeadline holds the socket's deadline at the end of the packet under
+// way: packetTimeout after it began (or after connecting, for the first), or
+// readTimeout if that is shorter.
+func (c *conn) packetDeadline() error {
+	t := c.packetTimeout
+	if c.readTimeout > 0 && (t <= 0 || c.readTimeout < t) {
+		t = c.readTimeout
+	}
+	if t <= 0 {
+		return c.setDeadline(time.Time{})
+	}
+	if c.packetEnd.IsZero() {
+		c.packetEnd = time.Now().Add(t)
+	}
+	return c.setDeadline(c.packetEnd)
+}
+
+func (c *conn) setDeadline(t time.Time) error {
+	if t.Equal(c.deadline) {
+		return nil
+	}
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
 }
 
 // Write sends a packet. Modification packets (add, insert, change header,
@@ -283,9 +326,18 @@ func (c *conn) skipPacket(size uint32) error {
 	return err
 }
 
-// awaitPacket prepares a read that waits for a packet to begin.
+// awaitPacket prepares a read that waits for a packet to begin: for
+// readTimeout between commands, for packetTimeout after connecting.
 func (c *conn) awaitPacket() error {
-	if err := c.refreshDeadline(); err != nil {
+	var err error
+	if c.started {
+		c.waiting = waitIdle
+		err = c.refreshDeadline()
+	} else {
+		c.waiting = waitFirst
+		err = c.packetDeadline()
+	}
+	if err != nil {
 		return err
 	}
 	if c.tcp {
@@ -296,7 +348,8 @@ func (c *conn) awaitPacket() error {
 
 // awaitMore prepares a read that waits for the rest of a packet.
 func (c *conn) awaitMore() error {
-	if err := c.refreshDeadline(); err != nil {
+	c.waiting = waitPacket
+	if err := c.packetDeadline(); err != nil {
 		return err
 	}
 	if c.tcp {
@@ -306,7 +359,10 @@ func (c *conn) awaitMore() error {
 }
 
 // packetDone is called when a packet has been read whole.
-func (c *conn) packetDone() {}
+func (c *conn) packetDone() {
+	c.started = true
+	c.packetEnd = time.Time{}
+}
 
 // readFailed logs why a read ended the session and returns the error to give
 // go-milter: io.EOF between packets (go-milter does not log it), the error
@@ -315,7 +371,14 @@ func (c *conn) readFailed(err error, inPacket bool) error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
-		c.logDrop(fmt.Sprintf("read timed out after %s", c.readTimeout))
+		switch c.waiting {
+		case waitFirst:
+			c.logDrop(fmt.Sprintf("no whole packet within packet_timeout (%s) of connecting", c.packetTimeout))
+		case waitIdle:
+			c.logDrop(fmt.Sprintf("no packet for read_timeout (%s)", c.readTimeout))
+		default:
+			c.logDrop(fmt.Sprintf("a packet incomplete after packet_timeout (%s)", c.packetTimeout))
+		}
 	case errors.Is(err, io.EOF) && !inPacket:
 		return io.EOF // the MTA closed the connection
 	case errors.Is(err, io.EOF):

@@ -96,12 +96,12 @@ func TestClientTextClipped(t *testing.T) {
 }
 
 // What a session keeps of a peer's text is bounded: sessions that sent a
-// 60 KB HELO and a 3 KB host name each hold a few KiB once the packets are
+// 30 KB HELO and a 3 KB host name each hold a few KiB once the packets are
 // handled, not the text.
 func TestSessionMemoryBound(t *testing.T) {
 	h := start(t, "")
-	const sessions = 200
-	helo, host := longName(60000), "["+longName(3000)+"]"
+	const sessions = 100
+	helo, host := longName(30000), "["+longName(3000)+"]"
 	open := func() {
 		m := h.dial(t)
 		a, err := m.cs.Conn(host, '4', 40000, oneToOneIP)

@@ -203,7 +203,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		<-l.srv.slots
 		return nil, err
 	}
-	c := &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), srv: l.srv, readTimeout: l.srv.State().Cfg.ReadTimeout, tcp: l.tcp}
+	cfg := l.srv.State().Cfg
+	c := &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), srv: l.srv, readTimeout: cfg.ReadTimeout, packetTimeout: cfg.PacketTimeout, tcp: l.tcp}
 	l.srv.mu.Lock()
 	if l.srv.closing {
 		l.srv.mu.Unlock()
