@@ -51,3 +51,5 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHelo -fuzztime 30s ./policy/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzMilterPackets$$' -fuzztime 30s ./milter/
+	$(GO) test -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime 30s ./milter/
