@@ -74,3 +74,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDNSReply -fuzztime 30s ./dnscache/
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime 30s ./policy/record/
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 30s ./policy/record/
+	$(GO) test -run '^$$' -fuzz '^FuzzMilterPackets$$' -fuzztime 30s ./milter/
+	$(GO) test -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime 30s ./milter/

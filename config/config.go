@@ -58,9 +58,15 @@ type Config struct {
 	DecisionTimeout time.Duration // budget for one decision's DNS
 	TimeoutAction   policy.Action // decision when the budget runs out
 	MaxSessions     int           // concurrent milter sessions
-	ReadTimeout     time.Duration // per read on a milter socket
+	ReadTimeout     time.Duration // a milter socket's idle time between commands
+	PacketTimeout   time.Duration // for a packet to arrive whole, and the first after connecting
 	LogFile         string        // "stderr", "stdout" or a path
 	DrainTimeout    time.Duration // on SIGTERM
+
+	// UnknownClientAction is the decision on a client the MTA gives no usable
+	// address for (accept, tempfail or reject); a local (unix socket) client is
+	// not one.
+	UnknownClientAction policy.Action
 
 	LocalNames      []string
 	LocalAddresses  []netip.Addr
@@ -104,12 +110,15 @@ func defaults() *Config {
 		TimeoutAction:     policy.ActionTempfail,
 		MaxSessions:       1000,
 		ReadTimeout:       2 * time.Hour,
+		PacketTimeout:     30 * time.Second,
 		LogFile:           "stderr",
 		DrainTimeout:      30 * time.Second,
 		TrustedNetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		GenericTokens:     policy.DefaultGenericTokens(),
 		DNS:               dnscache.Config{Timeout: 2 * time.Second, CacheSize: 100000},
 		EvidenceCacheSize: 10000,
+
+		UnknownClientAction: policy.ActionTempfail,
 	}
 	if host != "" {
 		c.LocalNames = []string{host}
@@ -298,9 +307,17 @@ func (p *parser) topKeys(c *Config, rs *ruleSpec) map[string]func(*yaml.Node) {
 				p.errorf(v, "decision_timeout must be below Postfix's milter_command_timeout of 30s (and best below Sendmail's 10s)")
 			}
 		},
+		"unknown_client_action": func(v *yaml.Node) {
+			var s string
+			p.oneOf(v, "unknown_client_action", []string{string(policy.ActionAccept), string(policy.ActionTempfail), string(policy.ActionReject)}, &s)
+			if s != "" {
+				c.UnknownClientAction = policy.Action(s)
+			}
+		},
 		"timeout_action":      func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
 		"max_sessions":        func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
 		"read_timeout":        func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
+		"packet_timeout":      func(v *yaml.Node) { p.duration(v, "packet_timeout", &c.PacketTimeout) },
 		"drain_timeout":       func(v *yaml.Node) { p.duration(v, "drain_timeout", &c.DrainTimeout) },
 		"log":                 func(v *yaml.Node) { p.str(v, "log", &c.LogFile) },
 		"local_names":         func(v *yaml.Node) { p.strs(v, "local_names", &c.LocalNames) },
@@ -413,6 +430,8 @@ func (c *Config) PolicyOptions(r policy.Resolver) policy.Options {
 		LocalAddresses:  c.LocalAddresses,
 		GenericTokens:   c.GenericTokens,
 		TimeoutAction:   c.TimeoutAction,
+
+		UnknownClientAction: c.UnknownClientAction,
 
 		EvidenceCacheSize: c.EvidenceCacheSize,
 	}

@@ -84,8 +84,10 @@ func TestEveryKey(t *testing.T) {
 		{"AuthservID", c.AuthservID, "mx.receiver.example"},
 		{"DecisionTimeout", c.DecisionTimeout, 5 * time.Second},
 		{"TimeoutAction", c.TimeoutAction, policy.ActionAccept},
+		{"UnknownClientAction", c.UnknownClientAction, policy.ActionReject},
 		{"MaxSessions", c.MaxSessions, 250},
 		{"ReadTimeout", c.ReadTimeout, 2 * time.Minute},
+		{"PacketTimeout", c.PacketTimeout, 10 * time.Second},
 		{"DrainTimeout", c.DrainTimeout, 10 * time.Second},
 		{"LogFile", c.LogFile, "/var/log/heloguard/decisions.log"},
 		{"LocalNames", c.LocalNames, []string{"mx.receiver.example", "MX2.Receiver.Example."}},
@@ -157,7 +159,7 @@ func TestEveryKey(t *testing.T) {
 	if c.LocalNames[0] != "mx.receiver.example" {
 		t.Errorf("PolicyOptions shares LocalNames with the config")
 	}
-	if opt.TimeoutAction != policy.ActionAccept || len(opt.Rules) != len(c.Rules) || !reflect.DeepEqual(opt.TrustedNetworks, c.TrustedNetworks) {
+	if opt.TimeoutAction != policy.ActionAccept || opt.UnknownClientAction != policy.ActionReject || len(opt.Rules) != len(c.Rules) || !reflect.DeepEqual(opt.TrustedNetworks, c.TrustedNetworks) {
 		t.Errorf("PolicyOptions = %+v", opt)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -113,10 +114,11 @@ func (p *parser) rule(n *yaml.Node, what string) (policy.Rule, bool) {
 	switch r.Name {
 	case "":
 		p.errorf(n, "a rule in %s needs a name", what)
-	case policy.RuleTrusted, policy.RuleTimeout, policy.RuleNoMatch:
+	}
+	if slices.Contains(policy.ReservedRuleNames(), r.Name) {
 		// The engine decides by these names itself; logs and replay could
 		// not tell the two apart.
-		p.errorf(n, "rule name %q is reserved for the engine's own decisions (%s, %s, %s); choose another", r.Name, policy.RuleTrusted, policy.RuleTimeout, policy.RuleNoMatch)
+		p.errorf(n, "rule name %q is reserved for the engine's own decisions (%s); choose another", r.Name, strings.Join(policy.ReservedRuleNames(), ", "))
 	}
 	if action == nil { // a bad action has been reported already
 		p.errorf(n, "rule %q needs an action: one of %s", r.Name, actionList())

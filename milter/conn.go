@@ -4,40 +4,87 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// conn wraps an MTA's milter socket: a deadline on reads and writes (go-milter
-// sets none, so a hung MTA would hold a goroutine forever), delayed ACKs off on TCP,
-// and the session's end when the MTA closes it (go-milter has no close callback).
+// conn wraps an MTA's milter socket: deadlines on reads and writes (go-milter
+// sets none, so a hung MTA would hold a goroutine forever), packet framing and
+// limits (see Read), delayed ACKs off on TCP, and the session's end when the MTA
+// closes it (go-milter has no close callback).
+//
+// Two deadlines: between commands the socket may idle for readTimeout (long:
+// it idles while the SMTP client sends DATA); a packet once begun must arrive
+// whole within packetTimeout, and so must the first packet after connecting,
+// so that a peer that stalls holds its session slot that long only.
 type conn struct {
 	net.Conn
-	r           *bufio.Reader
-	srv         *Server
-	sess        *session
-	readTimeout time.Duration
-	tcp         bool
-	once        sync.Once
-	pending     []byte    // modification packets held back, see Write
-	deadline    time.Time // the read and write deadline now set
+	r             *bufio.Reader
+	srv           *Server
+	sess          *session
+	readTimeout   time.Duration
+	packetTimeout time.Duration
+	tcp           bool
+	once          sync.Once
+	pending       []byte    // modification packets held back, see Write
+	deadline      time.Time // the read and write deadline now set
+	left          int       // bytes of the current packet go-milter has yet to read
+	reply         [5]byte   // a continue for a skipped packet
+	started       bool      // a whole packet has arrived
+	packetEnd     time.Time // the deadline of the packet under way; zero between packets
+	waiting       wait      // what the last blocking read waited for
 }
+
+// wait is what a read waits for, for the log when it times out.
+type wait int
+
+const (
+	waitFirst  wait = iota // the first packet after connecting (packetTimeout)
+	waitIdle               // the next packet, between commands (readTimeout)
+	waitPacket             // the rest of a packet under way (packetTimeout)
+)
 
 // refreshDeadline keeps the socket's deadline readTimeout ahead. Setting a
 // deadline costs a lock and a timer update in the runtime, so it is moved at
 // most once a second rather than on every packet.
 func (c *conn) refreshDeadline() error {
 	if c.readTimeout <= 0 {
-		return nil
+		return c.setDeadline(time.Time{})
 	}
 	now := time.Now()
 	if c.deadline.Sub(now) > c.readTimeout-time.Second {
 		return nil
 	}
-	c.deadline = now.Add(c.readTimeout)
-	return c.Conn.SetDeadline(c.deadline)
+	return c.setDeadline(now.Add(c.readTimeout))
+}
+
+// packetDeadline holds the socket's deadline at the end of the packet under
+// way: packetTimeout after it began (or after connecting, for the first), or
+// readTimeout if that is shorter.
+func (c *conn) packetDeadline() error {
+	t := c.packetTimeout
+	if c.readTimeout > 0 && (t <= 0 || c.readTimeout < t) {
+		t = c.readTimeout
+	}
+	if t <= 0 {
+		return c.setDeadline(time.Time{})
+	}
+	if c.packetEnd.IsZero() {
+		c.packetEnd = time.Now().Add(t)
+	}
+	return c.setDeadline(c.packetEnd)
+}
+
+func (c *conn) setDeadline(t time.Time) error {
+	if t.Equal(c.deadline) {
+		return nil
+	}
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
 }
 
 // Write sends a packet. Modification packets (add, insert, change header,
@@ -101,19 +148,267 @@ func isModification(p []byte) bool {
 	return false
 }
 
-// Read reads through a buffer: go-milter reads each packet's 4-byte length and
-// its body in two reads, which would be two system calls per packet.
+// Limits on the packets an MTA sends.
+const (
+	// maxPacket bounds a packet go-milter reads into memory (its own limit is
+	// 1 MiB, read whole and copied again into strings). The largest packets
+	// Postfix and Sendmail send are body chunks (MILTER_CHUNK_SIZE, 65535
+	// bytes) and header fields; both are skipped here unless they are
+	// Authentication-Results headers (see skippable), so what reaches
+	// go-milter is a command with a line of SMTP (2 KiB at most in Postfix and
+	// Sendmail), a macro packet, or an Authentication-Results header. A
+	// longer packet ends the session before anything of it is allocated.
+	maxPacket = 64<<10 + 1<<10
+)
+
+// Read hands go-milter the MTA's packets. It looks at each packet's length and
+// command before go-milter does: a packet longer than maxPacket ends the
+// session (go-milter would allocate it whole), and packets the session has no
+// use for, which go-milter would buffer and keep, are answered here and
+// discarded as they stream in (skippable). Reads go through a buffer:
+// go-milter reads each packet's 4-byte length and its body in two reads,
+// which would be two system calls per packet.
 func (c *conn) Read(p []byte) (int, error) {
-	if c.r.Buffered() > 0 {
-		return c.r.Read(p)
+	for c.left == 0 {
+		if err := c.nextPacket(); err != nil {
+			return 0, err
+		}
 	}
-	if err := c.refreshDeadline(); err != nil {
-		return 0, err
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	if c.r.Buffered() == 0 {
+		if err := c.awaitMore(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.r.Read(p)
+	c.left -= n
+	if err != nil {
+		return n, c.readFailed(err, true)
+	}
+	if c.left == 0 {
+		c.packetDone()
+	}
+	return n, nil
+}
+
+// nextPacket waits for the next packet's length and command. It returns with
+// c.left set to the packet's size, or having answered and discarded a
+// skippable packet (c.left still 0), or with an error that ends the session:
+// io.EOF when the session ends between packets, which go-milter takes for the
+// MTA's close and does not log again.
+func (c *conn) nextPacket() error {
+	if c.r.Buffered() == 0 {
+		if err := c.awaitPacket(); err != nil {
+			return err
+		}
+		if _, err := c.r.Peek(1); err != nil {
+			return c.readFailed(err, false)
+		}
+	}
+	hdr, err := c.peek(4)
+	if err != nil {
+		return c.readFailed(err, true)
+	}
+	size := binary.BigEndian.Uint32(hdr)
+	if size == 0 {
+		return c.drop("a zero-length packet")
+	}
+	hdr, err = c.peek(5)
+	if err != nil {
+		return c.readFailed(err, true)
+	}
+	skip, err := c.skippable(hdr[4], size)
+	if err != nil {
+		return c.readFailed(err, true)
+	}
+	if skip {
+		return c.skipPacket(size)
+	}
+	if size > maxPacket {
+		return c.drop(fmt.Sprintf("a packet (command %q) announced %d bytes; the limit is %d", hdr[4], size, maxPacket))
+	}
+	c.left = 4 + int(size)
+	return nil
+}
+
+// peek returns the next n bytes (n at most the buffer's size) without
+// consuming them, waiting for them if they are not there yet.
+func (c *conn) peek(n int) ([]byte, error) {
+	if c.r.Buffered() < n {
+		if err := c.awaitMore(); err != nil {
+			return nil, err
+		}
+	}
+	return c.r.Peek(n)
+}
+
+// arName is the header field the session wants to see: every other header
+// field, and every body chunk, is skipped.
+const arName = "Authentication-Results"
+
+// skippable reports whether a packet is one the session has no use for, which
+// the conn answers with continue itself: body chunks (the session ignores the
+// body), and header fields other than Authentication-Results (the only one the
+// session looks at; go-milter would keep every header of the message in a map
+// until the MTA aborts it, and Sendmail does not abort after a message). Such
+// packets are discarded as they arrive, whatever their size: Postfix passes a
+// header of up to header_size_limit (100 KiB by default) on to milters.
+//
+// go-milter trims NULs from both ends of a header packet and splits it at NULs
+// into name and value, and the MTA counts header positions by name without
+// regard to ASCII case; a packet is passed on unless its first byte is not NUL
+// and its name, up to the first NUL or the end, is not Authentication-Results
+// in any ASCII case.
+func (c *conn) skippable(code byte, size uint32) (bool, error) {
+	switch code {
+	case 'B':
+		return true, nil
+	case 'L':
+	default:
+		return false, nil
+	}
+	n := min(int(size)-1, len(arName)+1) // the data bytes that decide
+	b, err := c.peek(5 + n)
+	if err != nil {
+		return false, err
+	}
+	data := b[5:]
+	switch {
+	case len(data) == 0 || data[0] == 0:
+		return false, nil // let go-milter make of it what it does
+	case len(data) < len(arName) || !asciiEqualFold(data[:len(arName)], arName):
+		return true, nil
+	case len(data) == len(arName) || data[len(arName)] == 0:
+		return false, nil // Authentication-Results
+	}
+	return true, nil // a longer name
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// skipPacket discards a packet of size bytes (after its length) as it
+// arrives, and answers it with continue.
+func (c *conn) skipPacket(size uint32) error {
+	for left := 4 + int64(size); left > 0; {
+		if c.r.Buffered() == 0 {
+			if err := c.awaitMore(); err != nil {
+				return err
+			}
+			if _, err := c.r.Peek(1); err != nil {
+				return c.readFailed(err, true)
+			}
+		}
+		n, _ := c.r.Discard(int(min(left, int64(c.r.Buffered())))) // no error: what it discards is buffered
+		left -= int64(n)
+	}
+	c.packetDone()
+	// SMFIR_CONTINUE, what go-milter would have answered.
+	c.reply = [5]byte{0, 0, 0, 1, 'c'}
+	_, err := c.Write(c.reply[:])
+	return err
+}
+
+// awaitPacket prepares a read that waits for a packet to begin: for
+// readTimeout between commands, for packetTimeout after connecting.
+func (c *conn) awaitPacket() error {
+	var err error
+	if c.started {
+		c.waiting = waitIdle
+		err = c.refreshDeadline()
+	} else {
+		c.waiting = waitFirst
+		err = c.packetDeadline()
+	}
+	if err != nil {
+		return err
 	}
 	if c.tcp {
 		c.quickAck()
 	}
-	return c.r.Read(p)
+	return nil
+}
+
+// awaitMore prepares a read that waits for the rest of a packet.
+func (c *conn) awaitMore() error {
+	c.waiting = waitPacket
+	if err := c.packetDeadline(); err != nil {
+		return err
+	}
+	if c.tcp {
+		c.quickAck()
+	}
+	return nil
+}
+
+// packetDone is called when a packet has been read whole.
+func (c *conn) packetDone() {
+	c.started = true
+	c.packetEnd = time.Time{}
+}
+
+// readFailed logs why a read ended the session and returns the error to give
+// go-milter: io.EOF between packets (go-milter does not log it), the error
+// itself within one.
+func (c *conn) readFailed(err error, inPacket bool) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		switch c.waiting {
+		case waitFirst:
+			c.logDrop(fmt.Sprintf("no whole packet within packet_timeout (%s) of connecting", c.packetTimeout))
+		case waitIdle:
+			c.logDrop(fmt.Sprintf("no packet for read_timeout (%s)", c.readTimeout))
+		default:
+			c.logDrop(fmt.Sprintf("a packet incomplete after packet_timeout (%s)", c.packetTimeout))
+		}
+	case errors.Is(err, io.EOF) && !inPacket:
+		return io.EOF // the MTA closed the connection
+	case errors.Is(err, io.EOF):
+		c.logDrop("the MTA closed the connection within a packet")
+		return io.ErrUnexpectedEOF
+	case errors.Is(err, net.ErrClosed):
+		return err // we closed it (shutdown)
+	default:
+		c.logDrop(err.Error())
+	}
+	if inPacket {
+		return err
+	}
+	return io.EOF
+}
+
+// drop ends the session for a reason of the packet stream's: logged, and
+// io.EOF to go-milter, which then closes the connection without a word.
+func (c *conn) drop(reason string) error {
+	c.logDrop(reason)
+	return io.EOF
+}
+
+func (c *conn) logDrop(reason string) {
+	attrs := []any{"reason", reason}
+	if s := c.sess; s != nil && s.ip.IsValid() {
+		attrs = append(attrs, "client_ip", s.ip.String())
+	}
+	c.srv.ops.Warn("closing the milter connection", attrs...)
 }
 
 // quickAck turns off delayed ACKs before each read. Sendmail writes each milter

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -61,6 +60,17 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// lines returns what was written so far, line by line.
+func (b *syncBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := strings.TrimSpace(b.buf.String())
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
 // decisions returns the decision log lines so far.
 func (b *syncBuffer) decisions(t *testing.T) []record.Record {
 	b.mu.Lock()
@@ -82,6 +92,7 @@ func (b *syncBuffer) decisions(t *testing.T) []record.Record {
 type harness struct {
 	addr string
 	log  *syncBuffer
+	ops  *syncBuffer // operational messages, JSON lines
 	srv  *milter.Server
 	dns  *dnsworld.Server
 }
@@ -106,8 +117,8 @@ func startOn(t testing.TB, listen, extra string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, logs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logs, ops := &syncBuffer{}, &syncBuffer{}
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: policy.New(cfg.PolicyOptions(res))}, logs, slog.New(slog.NewJSONHandler(ops, nil)))
 	addr, err := srv.Listen(cfg.Listen[0])
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +133,7 @@ func startOn(t testing.TB, listen, extra string) *harness {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &harness{addr: addr.String(), log: logs, srv: srv, dns: dns}
+	return &harness{addr: addr.String(), log: logs, ops: ops, srv: srv, dns: dns}
 }
 
 // mta is one MTA connection, in Postfix's order of events.

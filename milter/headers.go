@@ -2,7 +2,6 @@ package milter
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -28,7 +27,7 @@ func (s *session) endOfMessage(m *gomilter.Modifier) error {
 	if v == nil {
 		return nil // a local client (unix socket), or no HELO and no MAIL judged
 	}
-	if !v.Trusted {
+	if !v.Trusted && s.ip.IsValid() { // a client without an address has no iprev to report
 		if err := m.InsertHeader(1, "Authentication-Results", s.authResults(v)); err != nil {
 			return err
 		}
@@ -114,24 +113,4 @@ func ldhName(s string) bool {
 		}
 	}
 	return true
-}
-
-// clientIP finds the client's address. go-milter parses the CONNECT address
-// with net.ParseIP, which gives nil for Sendmail's "IPv6:2001:db8::1"; then the
-// {client_addr} macro or the bracketed host name ("[IPv6:…]") has it.
-func clientIP(family string, addr net.IP, host string, macros map[string]string) netip.Addr {
-	if a, ok := netip.AddrFromSlice(addr); ok && family != "unix" {
-		return a.Unmap()
-	}
-	if family == "unix" {
-		return netip.Addr{}
-	}
-	for _, s := range []string{macros["{client_addr}"], strings.Trim(host, "[]")} {
-		s = strings.TrimPrefix(s, "IPv6:")
-		s = strings.TrimPrefix(s, "ipv6:")
-		if a, err := netip.ParseAddr(s); err == nil {
-			return a.Unmap()
-		}
-	}
-	return netip.Addr{}
 }

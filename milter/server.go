@@ -8,9 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/user"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,52 +58,28 @@ func (s *Server) SetState(st *State) { s.state.Store(st) }
 func (s *Server) State() *State { return s.state.Load() }
 
 // Listen opens a listener for spec ("unix:/path" or "inet:host:port"). A unix
-// socket's stale file is removed, and the new one gets the configured mode and
-// group so that Postfix can connect.
+// socket is created with the configured mode and group, so that Postfix can
+// connect, and replaces only a stale socket (listenUnix).
 func (s *Server) Listen(spec string) (net.Addr, error) {
 	network, addr, err := config.SplitListen(spec)
 	if err != nil {
 		return nil, err
 	}
 	cfg := s.State().Cfg
+	var ln net.Listener
 	if network == "unix" {
-		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			if c, err := net.Dial("unix", addr); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("%s: another process is listening on this socket", spec)
-			}
-			_ = os.Remove(addr)
-		}
+		ln, err = listenUnix(addr, cfg.SocketMode, cfg.SocketGroup)
+	} else {
+		ln, err = net.Listen(network, addr)
 	}
-	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", spec, err)
-	}
-	if network == "unix" {
-		if err := setSocketPerms(addr, cfg.SocketMode, cfg.SocketGroup); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("%s: %w", spec, err)
-		}
 	}
 	l := &listener{Listener: ln, srv: s, tcp: network == "tcp"}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
 	return ln.Addr(), nil
-}
-
-func setSocketPerms(path string, mode os.FileMode, group string) error {
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return fmt.Errorf("socket_group %q: %w", group, err)
-		}
-		gid, _ := strconv.Atoi(g.Gid)
-		if err := os.Chown(path, -1, gid); err != nil {
-			return err
-		}
-	}
-	return os.Chmod(path, mode)
 }
 
 // Serve runs every listener until Shutdown; it returns nil after a clean
@@ -204,7 +177,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		<-l.srv.slots
 		return nil, err
 	}
-	c := &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), srv: l.srv, readTimeout: l.srv.State().Cfg.ReadTimeout, tcp: l.tcp}
+	cfg := l.srv.State().Cfg
+	c := &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), srv: l.srv, readTimeout: cfg.ReadTimeout, packetTimeout: cfg.PacketTimeout, tcp: l.tcp}
 	l.srv.mu.Lock()
 	if l.srv.closing {
 		l.srv.mu.Unlock()

@@ -23,7 +23,8 @@ type session struct {
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
 
-	ip       netip.Addr // zero when the client has no IP (a local socket)
+	local    bool       // a unix-socket client (CONNECT family L): local submission, never judged
+	ip       netip.Addr // zero for a local client, and for one the MTA gave no usable address for
 	port     uint16
 	host     string // the MTA's idea of the client's name
 	pending  *policy.PendingReverse
@@ -45,10 +46,21 @@ type verdict struct {
 }
 
 func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
-	s.host, s.port = host, port
-	s.ip = clientIP(family, addr, host, m.Macros)
-	if !s.ip.IsValid() {
+	// One CONNECT per connection from a real MTA; should another come, it
+	// starts afresh.
+	s.flushLog()
+	s.verdict, s.pending, s.ip = nil, nil, netip.Addr{}
+	s.host, s.port = clip(host, maxName), port
+	s.local = family == "unix"
+	if s.local { // go-milter's name for family L
 		return gomilter.RespContinue, nil // local submission over a unix socket: nothing to judge
+	}
+	// Any other family, "unknown" (U) and families go-milter does not know
+	// ("") included, is a network client: judged by its address, or, if the
+	// MTA gives none that parses, by unknown_client_action.
+	s.ip = clientIP(addr, host, m.Macros["{client_addr}"])
+	if !s.ip.IsValid() {
+		return s.deliver(s.decided(s.st.Engine.DecideUnknownClient("")), config.StageConnect), nil
 	}
 	if d, ok := s.st.Engine.DecideTrusted(s.ip, ""); ok {
 		s.decided(d)
@@ -86,12 +98,15 @@ func (s *session) decisionCtx() (context.Context, context.CancelFunc) {
 }
 
 func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
-	if !s.ip.IsValid() {
+	if s.local {
 		return gomilter.RespContinue, nil
 	}
-	if s.verdict != nil && s.verdict.Trusted {
-		s.verdict.Helo = policy.ParseHelo(name) // for the log: trusted, but we know what it said
-		return gomilter.RespContinue, nil
+	name = clip(name, maxName) // longer is invalid anyway (RFC 5321 4.5.3.1.2), and judged so
+	if v := s.verdict; v != nil && s.fixed() {
+		// For the log: the verdict stands, but we know what the client said.
+		v.Helo = policy.ParseHelo(name)
+		v.Evidence.HeloForm = v.Helo.Form
+		return s.deliver(v, config.StageHelo), nil
 	}
 	s.decide(name)
 	return s.deliver(s.verdict, config.StageHelo), nil
@@ -99,10 +114,22 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, er
 
 // decide judges the client with this HELO; a new HELO (after STARTTLS or RSET)
 // is judged again and replaces the previous decision, which is logged first.
+// A client without an address (or a session without CONNECT) gets
+// unknown_client_action.
 func (s *session) decide(helo string) {
+	if !s.ip.IsValid() {
+		s.decided(s.st.Engine.DecideUnknownClient(helo))
+		return
+	}
 	ctx, cancel := s.decisionCtx()
 	defer cancel()
 	s.decided(s.st.Engine.Decide(ctx, s.ip, helo, s.pending))
+}
+
+// fixed reports whether the verdict was made at connect without evidence and
+// no HELO changes it: a trusted client, or one without an address.
+func (s *session) fixed() bool {
+	return s.verdict != nil && (s.verdict.Trusted || !s.ip.IsValid())
 }
 
 func (s *session) decided(d policy.Decision) *verdict {
@@ -145,10 +172,10 @@ func (s *session) deliver(v *verdict, stage string) gomilter.Response {
 
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
 	s.arIndex, s.arCount = nil, 0 // a new message (Sendmail sends no abort after EOM)
-	if !s.ip.IsValid() {
+	if s.local {
 		return gomilter.RespContinue, nil
 	}
-	s.authUser = m.Macros["{auth_authen}"]
+	s.authUser = keep(m.Macros["{auth_authen}"], maxAuthUser)
 	s.captureQueueID(m)
 	if s.verdict == nil { // no HELO at all: Postfix allows it unless smtpd_helo_required
 		s.decide("")
@@ -160,7 +187,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 }
 
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
-	if !s.ip.IsValid() || s.verdict == nil {
+	if s.local || s.verdict == nil {
 		return gomilter.RespContinue, nil
 	}
 	s.captureQueueID(m)
@@ -180,7 +207,7 @@ func (s *session) exempt(v *verdict, rcpt string) bool {
 		v.exemption = "authenticated"
 		return true
 	}
-	if rcpt == "" {
+	if rcpt == "" || len(rcpt) > maxPath {
 		return false
 	}
 	local := strings.ToLower(strings.Trim(rcpt, "<>"))
@@ -198,7 +225,7 @@ func (s *session) exempt(v *verdict, rcpt string) bool {
 
 func (s *session) captureQueueID(m *gomilter.Modifier) {
 	if id := m.Macros["i"]; id != "" {
-		s.queueID = id
+		s.queueID = keep(id, maxQueueID)
 	}
 }
 

@@ -20,6 +20,9 @@ type Options struct {
 	// TimeoutAction is the decision when the context ends before the evidence is
 	// complete (the milter's decision budget); "" means tempfail.
 	TimeoutAction Action
+	// UnknownClientAction is the decision on a client the MTA gives no usable
+	// address for (DecideUnknownClient); "" means tempfail.
+	UnknownClientAction Action
 	// EvidenceCacheSize bounds the cache of recent (IP, HELO) evidence, kept
 	// until the first DNS answer behind it expires; 0 disables it. It works
 	// only with a Resolver that implements Validity.
@@ -39,10 +42,17 @@ type Engine struct {
 
 // Rule names the Engine itself decides by, outside the rule list.
 const (
-	RuleTrusted = "trusted"          // client in trusted_networks
-	RuleTimeout = "decision-timeout" // evidence not complete within the budget
-	RuleNoMatch = "no-match"         // no rule matched: accepted
+	RuleTrusted       = "trusted"          // client in trusted_networks
+	RuleUnknownClient = "unknown-client"   // the MTA gave no usable client address
+	RuleTimeout       = "decision-timeout" // evidence not complete within the budget
+	RuleNoMatch       = "no-match"         // no rule matched: accepted
 )
+
+// ReservedRuleNames are the names the Engine decides by itself; no rule may
+// take one, or logs and replay could not tell the two apart.
+func ReservedRuleNames() []string {
+	return []string{RuleTrusted, RuleUnknownClient, RuleTimeout, RuleNoMatch}
+}
 
 // New returns an Engine.
 func New(opt Options) *Engine {
@@ -51,6 +61,9 @@ func New(opt Options) *Engine {
 	}
 	if opt.TimeoutAction == "" {
 		opt.TimeoutAction = ActionTempfail
+	}
+	if opt.UnknownClientAction == "" {
+		opt.UnknownClientAction = ActionTempfail
 	}
 	local := make([]string, len(opt.LocalNames)) // the caller's slice stays as it was
 	for i, n := range opt.LocalNames {
@@ -75,7 +88,7 @@ func (e *Engine) Rules() []Rule { return e.opt.Rules }
 type Decision struct {
 	Action   Action
 	Rule     string
-	Matched  *Rule // the rule that decided; nil for the engine's own (trusted, decision-timeout, no-match)
+	Matched  *Rule // the rule that decided; nil for the engine's own (ReservedRuleNames)
 	Monitor  bool  // the rule is log-only: report Action, enforce nothing
 	Reply    Reply // expanded; zero for accepting actions
 	Trusted  bool  // decided by trusted_networks, no evidence gathered
@@ -94,6 +107,25 @@ func (e *Engine) DecideTrusted(ip netip.Addr, helo string) (d Decision, ok bool)
 	}
 	h := ParseHelo(helo)
 	return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Helo: h, Evidence: Evidence{HeloForm: h.Form}}, true
+}
+
+// DecideUnknownClient is the decision on a client the MTA gives no usable
+// address for (a CONNECT of family unknown, or an address that does not
+// parse): with no address there is no evidence to gather, and
+// UnknownClientAction applies. A local (unix socket) client is not one: the
+// milter does not judge those at all.
+func (e *Engine) DecideUnknownClient(helo string) Decision {
+	h := ParseHelo(helo)
+	r := &Rule{Name: RuleUnknownClient, Action: e.opt.UnknownClientAction}
+	switch r.Action {
+	case ActionTempfail:
+		r.Reply = Reply{Code: 451, Enhanced: "4.7.1", Text: "client address unknown to the MTA; try again later"}
+	case ActionReject:
+		r.Reply = Reply{Code: 550, Enhanced: "5.7.1", Text: "client address unknown to the MTA"}
+	}
+	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: Evidence{HeloForm: h.Form}}
+	d.Reply = e.reply(r, &Facts{Helo: h, Evidence: d.Evidence})
+	return d
 }
 
 func (e *Engine) trusted(ip netip.Addr) bool { return anyPrefix(e.opt.TrustedNetworks, ip.Unmap()) }

@@ -240,6 +240,31 @@ func TestEvaluateTrustedNoDNS(t *testing.T) {
 	}
 }
 
+// TestDecideUnknownClient: a client without an address gets
+// UnknownClientAction, tempfail by default, with a reply that says why.
+func TestDecideUnknownClient(t *testing.T) {
+	for _, tc := range []struct {
+		action policy.Action
+		reply  string
+	}{
+		{"", "451 4.7.1 client address unknown to the MTA; try again later"},
+		{policy.ActionTempfail, "451 4.7.1 client address unknown to the MTA; try again later"},
+		{policy.ActionReject, "550 5.7.1 client address unknown to the MTA"},
+		{policy.ActionAccept, ""},
+	} {
+		e := policy.New(policy.Options{UnknownClientAction: tc.action})
+		d := e.DecideUnknownClient("mail.example")
+		want := tc.action
+		if want == "" {
+			want = policy.ActionTempfail
+		}
+		if d.Rule != policy.RuleUnknownClient || d.Action != want || d.Reply.String() != tc.reply || d.Trusted ||
+			d.Helo.Raw != "mail.example" || d.Evidence.HeloForm != policy.HeloFQDN {
+			t.Errorf("%q: %+v", tc.action, d)
+		}
+	}
+}
+
 func TestEvaluateOffice365(t *testing.T) {
 	w := startWorld(t, []string{
 		"131.38.47.104.in-addr.arpa. 3600 IN PTR mail-bl2nam02on0131.outbound.protection.outlook.com.",

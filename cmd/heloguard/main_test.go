@@ -486,10 +486,13 @@ func TestReplayEarlyAndTimeout(t *testing.T) {
 		// No HELO at all, judged at MAIL: helo-syntax, as logged.
 		decisionLine(t, map[string]any{"client_ip": "192.0.2.96", "helo": "", "rule": "helo-syntax", "action": "reject", "stage": "mail",
 			"evidence": evidenceJSON("permerror", "none", nil, "empty")}),
+		// The MTA gave no client address: nothing to judge again.
+		decisionLine(t, map[string]any{"client_ip": "", "helo": "mail.example", "rule": "unknown-client", "action": "tempfail", "stage": "rcpt",
+			"evidence": evidenceJSON("", "", nil, "fqdn")}),
 	}, "\n") + "\n"
 	logPath := e.write(t, "decisions.log", log)
 	code, out, errs := runCmd("replay", logPath)
-	if code != 0 || !strings.Contains(out, "4 lines read, 3 decisions replayed\nverdict changed: 0 (0.00%); rule changed only: 0 (0.00%)\nnot replayed: 1 lines: decision-timeout: the evidence is incomplete\n") || strings.Contains(out, "->") {
+	if code != 0 || !strings.Contains(out, "5 lines read, 3 decisions replayed\nverdict changed: 0 (0.00%); rule changed only: 0 (0.00%)\nnot replayed: 1 lines: decision-timeout: the evidence is incomplete\nnot replayed: 1 lines: unknown-client: the MTA gave no client address\n") || strings.Contains(out, "->") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
 	// With rules that differ, the connect decision is re-decided at connect.

@@ -126,6 +126,9 @@ func replayOne(eng *policy.Engine, cfg *config.Config, l *record.Record, rep *wh
 	case l.Rule == policy.RuleTimeout:
 		rep.Skipped[policy.RuleTimeout+": the evidence is incomplete"]++
 		return
+	case l.Rule == policy.RuleUnknownClient:
+		rep.Skipped[policy.RuleUnknownClient+": the MTA gave no client address"]++
+		return
 	case !l.ClientIP.IsValid():
 		rep.Skipped["no client address"]++
 		return

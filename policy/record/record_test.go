@@ -256,3 +256,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A client the MTA gave no address for: the engine's unknown-client decision,
+// with an empty client_ip, survives the round trip as it was.
+func TestRoundTripUnknownClient(t *testing.T) {
+	eng := policy.New(policy.Options{})
+	d := eng.DecideUnknownClient("NAM02-BL2-obe.outbound.protection.outlook.com")
+	r := record.FromDecision(d, netip.Addr{})
+	r.Time, r.ClientHost, r.Mode, r.Stage = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), "unknown", record.ModeEnforce, "rcpt"
+	line := r.AppendJSON(nil)
+	if !strings.Contains(string(line), `"client_ip":""`) || !strings.Contains(string(line), `"rule":"unknown-client"`) {
+		t.Errorf("record %s", line)
+	}
+	back := roundTrip(t, r)
+	r.Evidence.PTR, r.Evidence.PTRConfirmed = []string{}, []string{} // none is written as []
+	if !reflect.DeepEqual(back, r) {
+		t.Errorf("round trip changed the record:\n got %+v\nwant %+v", back, r)
+	}
+	if back.ClientIP.IsValid() || back.Rule != policy.RuleUnknownClient || back.Action != policy.ActionTempfail ||
+		back.Reply != "451 4.7.1 client address unknown to the MTA; try again later" || back.Evidence.HeloForm != policy.HeloFQDN {
+		t.Errorf("%+v", back)
+	}
+}

@@ -1,0 +1,186 @@
+package milter_test
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+)
+
+// What the conn does with packets before go-milter sees them.
+
+// packet is one milter packet: length, command, data.
+func packet(code byte, data []byte) []byte {
+	p := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
+	return append(append(p, code), data...)
+}
+
+// optneg is the MTA's option negotiation for protocol version 2, all actions.
+func optneg() []byte {
+	d := binary.BigEndian.AppendUint32(nil, 2)
+	d = binary.BigEndian.AppendUint32(d, 0x3f)
+	d = binary.BigEndian.AppendUint32(d, 0)
+	return packet('O', d)
+}
+
+// Header fields other than Authentication-Results, and body chunks, are
+// answered by the conn and never buffered, whatever their size: Postfix passes
+// headers of up to header_size_limit (100 KiB by default) on to milters.
+func TestLongHeaderAndBodyPass(t *testing.T) {
+	h := start(t, "")
+	m := h.dial(t)
+	m.connect(o365IP)
+	m.helo(o365Helo)
+	m.mail("<a@contoso.example>")
+	m.rcpt("<user@receiver.example>")
+	cont := func(what string) func(*gomilter.Action, error) {
+		return func(a *gomilter.Action, err error) { wantContinue(t, what, m.check(what, a, err)) }
+	}
+	cont("long header")(m.cs.HeaderField("References", strings.Repeat("<x@example> ", 200<<10/12)))
+	cont("header")(m.cs.HeaderField("Authentication-Results", "mx.receiver.example; forged"))
+	cont("eoh")(m.cs.HeaderEnd())
+	for i := 0; i < 3; i++ {
+		cont("body")(m.cs.BodyChunk([]byte(strings.Repeat("x", gomilter.MaxBodyChunk))))
+	}
+	mods, a, err := m.cs.End()
+	wantContinue(t, "eom", m.check("eom", a, err))
+	if !deletedAR(mods, 1) {
+		t.Errorf("the forged Authentication-Results was not deleted: %+v", mods)
+	}
+	// The session goes on.
+	if err := m.cs.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	wantContinue(t, "mail 2", m.mail("<a@contoso.example>"))
+}
+
+// deletedAR reports whether mods delete exactly the Authentication-Results
+// headers at the given positions.
+func deletedAR(mods []gomilter.ModifyAction, at ...uint32) bool {
+	var got []uint32
+	for _, mod := range mods {
+		if mod.Code == gomilter.ActChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
+			got = append(got, mod.HeaderIndex)
+		}
+	}
+	if len(got) != len(at) {
+		return false
+	}
+	for i := range got {
+		if got[i] != at[len(at)-1-i] { // deleted from the last
+			return false
+		}
+	}
+	return true
+}
+
+// The MTA counts header positions by name in ASCII case only: a name that
+// Unicode case folding would take for Authentication-Results ("Reſults",
+// with U+017F) is another header, and must not shift the positions: counted,
+// it would make the session delete a second Authentication-Results that the
+// MTA does not have, and leave the forged one.
+func TestARPositionsCountASCIINamesOnly(t *testing.T) {
+	h := start(t, "")
+	m := h.dial(t)
+	m.connect(o365IP)
+	m.helo(o365Helo)
+	m.mail("<a@contoso.example>")
+	m.rcpt("<user@receiver.example>")
+	mods, _ := m.message(
+		"Authentication-Re\u017fults", "other.example; not an Authentication-Results to Postfix",
+		"AUTHENTICATION-RESULTS", "mx.receiver.example; forged",
+	)
+	if !deletedAR(mods, 1) {
+		t.Errorf("want the forged header deleted at position 1: %+v", mods)
+	}
+}
+
+// An Authentication-Results header longer than the packet limit ends the
+// session: it cannot be checked without being read.
+func TestOversizedARHeaderEndsSession(t *testing.T) {
+	h := start(t, "")
+	m := h.dial(t)
+	m.connect(o365IP)
+	m.helo(o365Helo)
+	m.mail("<a@contoso.example>")
+	m.rcpt("<user@receiver.example>")
+	_, err := m.cs.HeaderField("Authentication-Results", "mx.receiver.example; "+strings.Repeat("x", 70<<10))
+	if err == nil {
+		t.Fatal("an Authentication-Results header of 70 KiB was taken")
+	}
+}
+
+// A packet longer than any an MTA sends ends the session, with a bounded log
+// line, before go-milter would read it: the largest HELO go-milter itself
+// takes (1 MiB) is refused here.
+func TestHugeHeloEndsSession(t *testing.T) {
+	h := start(t, "")
+	m := h.dial(t)
+	m.connect(oneToOneIP)
+	helo := longName(1<<20 - 2) // with the command byte and NUL: go-milter's maximum
+	a, err := m.cs.Helo(helo)
+	if err == nil {
+		// The write fits in the socket buffers; the session must be gone.
+		_, err = m.cs.Mail("<a@one-to-one.example>", nil)
+	}
+	if err == nil {
+		t.Fatalf("a %d-byte HELO packet was taken (helo answered %c)", len(helo)+2, a.Code)
+	}
+	if !waitFor(5*time.Second, func() bool { return h.srv.Sessions() == 0 }) {
+		t.Fatal("session not closed")
+	}
+	var found bool
+	for _, line := range h.ops.lines() {
+		if len(line) > 1024 {
+			t.Errorf("operational line of %d bytes", len(line))
+		}
+		found = found || strings.Contains(line, "1048576")
+	}
+	if !found {
+		t.Errorf("no operational line names the packet's length: %q", h.ops.lines())
+	}
+	for _, line := range h.log.lines() {
+		if len(line) > 2048 {
+			t.Errorf("decision line of %d bytes", len(line))
+		}
+	}
+}
+
+// A packet that announces more than the limit is never allocated: the bytes
+// allocated while the server reads its length and closes the session are far
+// below the announced size (go-milter alone would allocate all of it, up to
+// 1 MiB, before reading the data).
+func TestOversizedPacketNotAllocated(t *testing.T) {
+	h := start(t, "")
+	const announced = 1 << 20 // go-milter's own limit, so that it would take it
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hdr := binary.BigEndian.AppendUint32(nil, announced)
+	if _, err := c.Write(append(hdr, 'H', 'x')); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite() // the rest never comes
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("the server did not close the session: %v", err)
+	}
+	if !waitFor(5*time.Second, func() bool { return h.srv.Sessions() == 0 }) {
+		t.Fatal("session not closed")
+	}
+	runtime.ReadMemStats(&after)
+	t.Logf("%d bytes allocated while a %d-byte packet was announced and refused", after.TotalAlloc-before.TotalAlloc, announced)
+	if got := after.TotalAlloc - before.TotalAlloc; got > announced/4 {
+		t.Errorf("%d bytes allocated for a packet announcing %d", got, announced)
+	}
+}
