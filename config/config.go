@@ -67,6 +67,9 @@ type Config struct {
 	// address for (accept, tempfail or reject); a local (unix socket) client is
 	// not one.
 	UnknownClientAction policy.Action
+	// PrivateClientAction is the decision on a client whose address public
+	// DNS cannot speak for (policy.Unroutable): accept, tempfail or reject.
+	PrivateClientAction policy.Action
 
 	LocalNames      []string
 	LocalAddresses  []netip.Addr
@@ -119,6 +122,7 @@ func defaults() *Config {
 		EvidenceCacheSize: 10000,
 
 		UnknownClientAction: policy.ActionTempfail,
+		PrivateClientAction: policy.ActionTempfail,
 	}
 	if host != "" {
 		c.LocalNames = []string{host}
@@ -314,6 +318,13 @@ func (p *parser) topKeys(c *Config, rs *ruleSpec) map[string]func(*yaml.Node) {
 				c.UnknownClientAction = policy.Action(s)
 			}
 		},
+		"private_client_action": func(v *yaml.Node) {
+			var s string
+			p.oneOf(v, "private_client_action", []string{string(policy.ActionAccept), string(policy.ActionTempfail), string(policy.ActionReject)}, &s)
+			if s != "" {
+				c.PrivateClientAction = policy.Action(s)
+			}
+		},
 		"timeout_action":      func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
 		"max_sessions":        func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
 		"read_timeout":        func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
@@ -432,6 +443,7 @@ func (c *Config) PolicyOptions(r policy.Resolver) policy.Options {
 		TimeoutAction:   c.TimeoutAction,
 
 		UnknownClientAction: c.UnknownClientAction,
+		PrivateClientAction: c.PrivateClientAction,
 
 		EvidenceCacheSize: c.EvidenceCacheSize,
 	}

@@ -90,7 +90,7 @@ func TestErrors(t *testing.T) {
 		{"duplicate names in rules", "rules:\n  - {name: a, action: accept}\n  - {name: b, action: accept}\n  - {name: a, action: reject}\n", "4:5",
 			[]string{`rule name "a" is used twice`}},
 		{"reserved rule name", "extra_rules:\n  - {name: decision-timeout, action: tempfail}\n", "2:5",
-			[]string{`rule name "decision-timeout" is reserved for the engine's own decisions (trusted, unknown-client, decision-timeout, no-match)`}},
+			[]string{`rule name "decision-timeout" is reserved for the engine's own decisions (trusted, unknown-client, private-client, decision-timeout, no-match)`}},
 		{"reserved rule name unknown-client", "overrides: {}\nextra_rules:\n  - {name: unknown-client, action: accept}\n", "3:5",
 			[]string{`rule name "unknown-client" is reserved`}},
 		{"reserved rule name in rules", "rules:\n  - {name: a, action: reject}\n  - {name: no-match, action: accept}\n", "3:5",

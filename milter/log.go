@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/heloguard/heloguard/config"
+	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/record"
 )
 
@@ -17,6 +18,12 @@ func (s *session) flushLog() {
 		return
 	}
 	v.logged = true
+	if v.Rule == policy.RulePrivateClient {
+		if r, first := s.srv.private.first(s.ip); first {
+			s.srv.ops.Warn("client address that public DNS cannot speak for: a NAT or container network in front of the MTA, or an internal client? add internal networks to trusted_networks",
+				"range", r.String(), "client_ip", s.ip.String(), "action", string(v.Action))
+		}
+	}
 	r := record.FromDecision(v.Decision, s.ip)
 	r.Time = time.Now()
 	r.QueueID, r.ClientPort, r.ClientHost = s.queueID, int(s.port), s.host

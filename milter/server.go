@@ -34,6 +34,8 @@ type Server struct {
 
 	slots chan struct{} // bounds concurrent sessions (max_sessions)
 
+	private privateRanges // ranges of unroutable clients warned about
+
 	mu        sync.Mutex
 	listeners []*listener
 	conns     map[*conn]struct{}

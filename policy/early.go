@@ -32,6 +32,10 @@ func (m *Match) UsesHelo() bool {
 // the HELO.
 func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 	ip = ip.Unmap()
+	if Unroutable(ip) {
+		d := e.decidePrivate(ip, Helo{Form: HeloEmpty})
+		return d, d.Action.Refuses()
+	}
 	ev := Evidence{SPFHelo: SPFNone, HeloForm: HeloEmpty}
 	e.reverseEvidence(&ev, ip, rev)
 	f := &Facts{IP: ip, Evidence: ev}

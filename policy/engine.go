@@ -23,6 +23,9 @@ type Options struct {
 	// UnknownClientAction is the decision on a client the MTA gives no usable
 	// address for (DecideUnknownClient); "" means tempfail.
 	UnknownClientAction Action
+	// PrivateClientAction is the decision on a client whose address public
+	// DNS cannot speak for (Unroutable); "" means tempfail.
+	PrivateClientAction Action
 	// EvidenceCacheSize bounds the cache of recent (IP, HELO) evidence, kept
 	// until the first DNS answer behind it expires; 0 disables it. It works
 	// only with a Resolver that implements Validity.
@@ -44,6 +47,7 @@ type Engine struct {
 const (
 	RuleTrusted       = "trusted"          // client in trusted_networks
 	RuleUnknownClient = "unknown-client"   // the MTA gave no usable client address
+	RulePrivateClient = "private-client"   // an address public DNS cannot speak for (RFC 1918, CGNAT, link-local, ULA)
 	RuleTimeout       = "decision-timeout" // evidence not complete within the budget
 	RuleNoMatch       = "no-match"         // no rule matched: accepted
 )
@@ -51,7 +55,7 @@ const (
 // ReservedRuleNames are the names the Engine decides by itself; no rule may
 // take one, or logs and replay could not tell the two apart.
 func ReservedRuleNames() []string {
-	return []string{RuleTrusted, RuleUnknownClient, RuleTimeout, RuleNoMatch}
+	return []string{RuleTrusted, RuleUnknownClient, RulePrivateClient, RuleTimeout, RuleNoMatch}
 }
 
 // New returns an Engine.
@@ -64,6 +68,9 @@ func New(opt Options) *Engine {
 	}
 	if opt.UnknownClientAction == "" {
 		opt.UnknownClientAction = ActionTempfail
+	}
+	if opt.PrivateClientAction == "" {
+		opt.PrivateClientAction = ActionTempfail
 	}
 	local := make([]string, len(opt.LocalNames)) // the caller's slice stays as it was
 	for i, n := range opt.LocalNames {
@@ -109,6 +116,37 @@ func (e *Engine) DecideTrusted(ip netip.Addr, helo string) (d Decision, ok bool)
 	return Decision{Action: ActionAccept, Rule: RuleTrusted, Trusted: true, Helo: h, Evidence: Evidence{HeloForm: h.Form}}, true
 }
 
+// cgnat is RFC 6598's shared address space, used behind carrier-grade NAT.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// Unroutable reports whether public DNS cannot speak for ip: a private (RFC
+// 1918, unique-local), shared (RFC 6598), link-local or unspecified address.
+// Such a client seen outside trusted_networks means a NAT or container network
+// in front of the MTA (every client appears as its gateway) or an internal
+// client: its reverse DNS says nothing either way. Loopback is not among them:
+// it is trusted by default, and an operator who takes it out of
+// trusted_networks asks for it to be judged.
+func Unroutable(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsPrivate() || cgnat.Contains(ip) || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
+}
+
+// decidePrivate is the decision on an Unroutable client: PrivateClientAction,
+// with no DNS; refusing to judge it is what keeps a misplaced NAT from
+// turning every client into a "no reverse DNS" reject.
+func (e *Engine) decidePrivate(ip netip.Addr, h Helo) Decision {
+	r := &Rule{Name: RulePrivateClient, Action: e.opt.PrivateClientAction}
+	switch r.Action {
+	case ActionTempfail:
+		r.Reply = Reply{Code: 451, Enhanced: "4.7.1", Text: "client {ip} has an address public DNS cannot speak for; try again later"}
+	case ActionReject:
+		r.Reply = Reply{Code: 550, Enhanced: "5.7.1", Text: "client {ip} has an address public DNS cannot speak for"}
+	}
+	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: Evidence{HeloForm: h.Form}}
+	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: d.Evidence})
+	return d
+}
+
 // DecideUnknownClient is the decision on a client the MTA gives no usable
 // address for (a CONNECT of family unknown, or an address that does not
 // parse): with no address there is no evidence to gather, and
@@ -144,6 +182,10 @@ func (e *Engine) StartReverse(ctx context.Context, ip netip.Addr) *PendingRevers
 	if e.validity != nil {
 		ctx, p.expires = e.validity.Track(ctx)
 	}
+	if Unroutable(ip) { // judged without DNS: nothing to look up
+		close(p.done)
+		return p
+	}
 	go func() {
 		p.rev = LookupReverse(ctx, e.opt.Resolver, ip)
 		close(p.done)
@@ -176,6 +218,11 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 		return d
 	}
 	h := ParseHelo(helo)
+	if Unroutable(ip) {
+		d := e.decidePrivate(ip, h)
+		d.Duration = time.Since(start)
+		return d
+	}
 	if ev, ok := e.evcache.get(ip, helo); ok {
 		d := e.Judge(ip, h, ev)
 		d.Cached, d.Duration = true, time.Since(start)
