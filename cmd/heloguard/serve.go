@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -57,6 +58,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	obs := newObservability(cfg) // nil: metrics off
 	obs.resolver(res)
+	// go-milter logs through the standard log package: into the same
+	// structured stream, escaped. Set once the daemon is sure to serve.
+	log.SetFlags(0)
+	log.SetOutput(milter.LibraryLog{Log: ops})
 	srv := milter.New(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res)}, logw, ops)
 	obs.instrument(srv)
 	if _, err := obs.listen(cfg.Metrics.Listen, ops); err != nil {
