@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -144,4 +145,56 @@ func BenchmarkColdNoHeadStart(b *testing.B) {
 			b.ReportMetric(float64(total)/float64(b.N)/float64(rtt), "round-trips")
 		})
 	}
+}
+
+// BenchmarkDeadFirstServer: with dns.servers [dead, good], the first cold
+// decision pays the dead server's timeout once; the cold decisions after it
+// (other clients, nothing cached for them) go to the good server first. It
+// reports both in milliseconds (BENCHMARKS.md).
+func BenchmarkDeadFirstServer(b *testing.B) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // reads queries, never answers
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	srv := office365World(b)
+	clients := []struct{ ip, helo string }{
+		{"104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com"},
+		{"192.0.2.25", "mail.one-to-one.example"},
+		{"192.0.2.66", "NAM02-BL2-obe.outbound.protection.outlook.com"},
+		{"157.56.110.65", "na01-bn1-obe.outbound.protection.outlook.com"},
+	}
+	var first, next time.Duration
+	nNext := 0
+	for i := 0; i < b.N; i++ {
+		res, err := dnscache.New(dnscache.Config{Servers: []string{pc.LocalAddr().String(), srv.Addr}, Timeout: 2 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng := policy.New(config.Default().PolicyOptions(res))
+		for j, c := range clients {
+			start := time.Now()
+			d := eng.Evaluate(context.Background(), netip.MustParseAddr(c.ip), c.helo)
+			el := time.Since(start)
+			if d.Rule == policy.RuleTimeout {
+				b.Fatalf("%s: decision timeout", c.ip)
+			}
+			if j == 0 {
+				first += el
+			} else {
+				next += el
+				nNext++
+			}
+		}
+	}
+	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-ms")
+	b.ReportMetric(float64(next.Microseconds())/1000/float64(nNext), "next-ms")
 }
