@@ -76,8 +76,15 @@ type Config struct {
 	TrustedNetworks []netip.Prefix
 	GenericTokens   []string
 
-	DNS               dnscache.Config
-	EvidenceCacheSize int // recent (IP, HELO) evidence kept until its DNS answers expire; 0 = off
+	DNS dnscache.Config
+	// DNSProbes are the lookups that must succeed on a truthful resolver
+	// (dns.probes; policy.DefaultProbes). An empty list turns probing off.
+	DNSProbes []policy.Probe
+	// IgnoreBrokenResolver is dns.on_broken_resolver: ignore. By default
+	// (tempfail) a reject that rests on DNS is deferred while the resolver
+	// looks broken.
+	IgnoreBrokenResolver bool
+	EvidenceCacheSize    int // recent (IP, HELO) evidence kept until its DNS answers expire; 0 = off
 
 	Metrics Metrics // where Prometheus scrapes /metrics; off by default
 
@@ -117,6 +124,7 @@ func defaults() *Config {
 		LogFile:           "stderr",
 		DrainTimeout:      30 * time.Second,
 		TrustedNetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		DNSProbes:         policy.DefaultProbes(),
 		GenericTokens:     policy.DefaultGenericTokens(),
 		DNS:               dnscache.Config{Timeout: 2 * time.Second, CacheSize: 100000},
 		EvidenceCacheSize: 10000,
@@ -277,7 +285,7 @@ func Keys() []string {
 	for k := range p.topKeys(&Config{}, &ruleSpec{}) {
 		keys = append(keys, k)
 	}
-	for k := range p.dnsKeys(&dnscache.Config{}) {
+	for k := range p.dnsKeys(&Config{}) {
 		keys = append(keys, "dns."+k)
 	}
 	slices.Sort(keys)
@@ -335,7 +343,7 @@ func (p *parser) topKeys(c *Config, rs *ruleSpec) map[string]func(*yaml.Node) {
 		"local_addresses":     func(v *yaml.Node) { p.addrs(v, "local_addresses", &c.LocalAddresses) },
 		"trusted_networks":    func(v *yaml.Node) { p.prefixes(v, "trusted_networks", &c.TrustedNetworks) },
 		"generic_tokens":      func(v *yaml.Node) { p.strs(v, "generic_tokens", &c.GenericTokens) },
-		"dns":                 func(v *yaml.Node) { p.dns(v, &c.DNS) },
+		"dns":                 func(v *yaml.Node) { p.dns(v, c) },
 		"evidence_cache_size": func(v *yaml.Node) { p.integer(v, "evidence_cache_size", 0, &c.EvidenceCacheSize) },
 		"metrics":             func(v *yaml.Node) { p.metrics(v, &c.Metrics) },
 		"allowlist":           func(v *yaml.Node) { rs.allowlist = v },
@@ -406,12 +414,29 @@ func (p *parser) action(n *yaml.Node, what string, dst *policy.Action) {
 	}
 }
 
-func (p *parser) dns(n *yaml.Node, d *dnscache.Config) {
-	p.mapping(n, "dns", p.dnsKeys(d))
+func (p *parser) dns(n *yaml.Node, c *Config) {
+	p.mapping(n, "dns", p.dnsKeys(c))
 }
 
-func (p *parser) dnsKeys(d *dnscache.Config) map[string]func(*yaml.Node) {
+func (p *parser) dnsKeys(c *Config) map[string]func(*yaml.Node) {
+	d := &c.DNS
 	return map[string]func(*yaml.Node){
+		"probes": func(v *yaml.Node) {
+			c.DNSProbes = []policy.Probe{}
+			for _, n := range p.list(v, "dns.probes") {
+				pr, err := policy.ParseProbe(n.Value)
+				if err != nil {
+					p.errorf(n, "dns.probes: %v", err)
+					continue
+				}
+				c.DNSProbes = append(c.DNSProbes, pr)
+			}
+		},
+		"on_broken_resolver": func(v *yaml.Node) {
+			var s string
+			p.oneOf(v, "dns.on_broken_resolver", []string{"tempfail", "ignore"}, &s)
+			c.IgnoreBrokenResolver = s == "ignore"
+		},
 		"servers": func(v *yaml.Node) {
 			for _, c := range p.list(v, "dns.servers") {
 				if _, err := netip.ParseAddrPort(c.Value); err != nil {
@@ -445,7 +470,9 @@ func (c *Config) PolicyOptions(r policy.Resolver) policy.Options {
 		UnknownClientAction: c.UnknownClientAction,
 		PrivateClientAction: c.PrivateClientAction,
 
-		EvidenceCacheSize: c.EvidenceCacheSize,
+		IgnoreBrokenResolver: c.IgnoreBrokenResolver,
+		Probes:               c.DNSProbes,
+		EvidenceCacheSize:    c.EvidenceCacheSize,
 	}
 }
 

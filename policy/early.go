@@ -62,7 +62,11 @@ func (e *Engine) JudgeEarly(ip netip.Addr, rev Reverse) (Decision, bool) {
 				return Decision{}, false
 			}
 		}
-		return Decision{Action: r.Action, Rule: r.Name, Matched: r, Monitor: r.Monitor, Helo: Helo{Form: HeloEmpty}, Evidence: ev, Reply: e.reply(r, f)}, true
+		d := e.guardBroken(Decision{Action: r.Action, Rule: r.Name, Matched: r, Monitor: r.Monitor, Helo: Helo{Form: HeloEmpty}, Evidence: ev, Reply: e.reply(r, f)}, ip)
+		if d.Rule == RuleBrokenResolver {
+			return Decision{}, false // not at connect: the HELO may change the verdict's grounds
+		}
+		return d, true
 	}
 	return Decision{}, false
 }

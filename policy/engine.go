@@ -32,6 +32,12 @@ type Options struct {
 	EvidenceCacheSize int
 	// Now is the clock of the evidence cache; nil means time.Now.
 	Now func() time.Time
+	// Health is what the resolver probes found (ProbeResolver); while it
+	// looks broken, a reject that rests on DNS becomes a tempfail
+	// (RuleBrokenResolver), unless IgnoreBrokenResolver. nil: never broken.
+	Health               *ResolverHealth
+	IgnoreBrokenResolver bool
+	Probes               []Probe // what Probe looks up; none: no probing
 	// Metrics counts the evidence cache's hits and misses; nil counts nothing.
 	Metrics *Metrics
 }
@@ -55,7 +61,7 @@ const (
 // ReservedRuleNames are the names the Engine decides by itself; no rule may
 // take one, or logs and replay could not tell the two apart.
 func ReservedRuleNames() []string {
-	return []string{RuleTrusted, RuleUnknownClient, RulePrivateClient, RuleTimeout, RuleNoMatch}
+	return []string{RuleTrusted, RuleUnknownClient, RulePrivateClient, RuleBrokenResolver, RuleTimeout, RuleNoMatch}
 }
 
 // New returns an Engine.
@@ -224,7 +230,7 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 		return d
 	}
 	if ev, ok := e.evcache.get(ip, helo); ok {
-		d := e.Judge(ip, h, ev)
+		d := e.guardBroken(e.Judge(ip, h, ev), ip)
 		d.Cached, d.Duration = true, time.Since(start)
 		return d
 	}
@@ -238,7 +244,7 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 	ev, complete := e.gather(ctx, ip, h, rev)
 	var d Decision
 	if complete {
-		d = e.Judge(ip, h, ev)
+		d = e.guardBroken(e.Judge(ip, h, ev), ip)
 		if expires != nil && rev.expires != nil {
 			// The earliest expiry of any answer behind the evidence; zero from
 			// expires() means the HELO needed no lookup (a bare HELO, a literal).

@@ -122,12 +122,29 @@ func (o *observability) resolver(res *dnscache.Resolver) {
 
 // engine builds the policy engine for cfg over res, its evidence cache
 // counted.
-func (o *observability) engine(cfg *config.Config, res *dnscache.Resolver) *policy.Engine {
+func (o *observability) engine(cfg *config.Config, res *dnscache.Resolver, health *policy.ResolverHealth) *policy.Engine {
 	opt := cfg.PolicyOptions(res)
+	opt.Health = health
 	if o != nil {
 		opt.Metrics = o.policy
 	}
 	return policy.New(opt)
+}
+
+// watch exposes the resolver probes' verdict (heloguard_dns_resolver_broken).
+func (o *observability) watch(h *policy.ResolverHealth) {
+	if o == nil {
+		return
+	}
+	o.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "heloguard_dns_resolver_broken",
+		Help: "1 while the resolver looks broken (every probe of dns.probes that got an answer got no such name), 0 otherwise.",
+	}, func() float64 {
+		if broken, _ := h.Broken(); broken {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // instrument adds the milter server's metrics; before srv serves.

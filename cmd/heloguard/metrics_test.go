@@ -18,6 +18,7 @@ import (
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/milter"
+	"github.com/heloguard/heloguard/policy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -47,7 +48,9 @@ func startMetricsDaemon(t *testing.T) *metricsDaemon {
 		t.Fatal("metrics.listen is set, and no metrics")
 	}
 	obs.resolver(res)
-	srv := milter.New(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res)}, io.Discard, ops)
+	health := &policy.ResolverHealth{}
+	obs.watch(health)
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res, health)}, io.Discard, ops)
 	obs.instrument(srv)
 	maddr, err := obs.listen("127.0.0.1:0", ops) // the config's port may be taken: any free one
 	if err != nil {
@@ -188,7 +191,7 @@ func TestMetricsReload(t *testing.T) {
 	}
 	reloadOnce := func() {
 		before := d.srv.State()
-		d.res = reload(d.srv, d.env.cfg, d.res, d.ops, d.obs)
+		d.res = reload(d.srv, d.env.cfg, d.res, d.ops, d.obs, nil)
 		d.obs.reloaded(d.srv.State() != before)
 	}
 	good, _ := os.ReadFile(d.env.cfg)

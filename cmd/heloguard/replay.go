@@ -129,6 +129,9 @@ func replayOne(eng *policy.Engine, cfg *config.Config, l *record.Record, rep *wh
 	case l.Rule == policy.RuleUnknownClient:
 		rep.Skipped[policy.RuleUnknownClient+": the MTA gave no client address"]++
 		return
+	case l.Rule == policy.RuleBrokenResolver:
+		rep.Skipped[policy.RuleBrokenResolver+": decided while the resolver looked broken"]++
+		return
 	case l.Rule == policy.RulePrivateClient:
 		rep.Skipped[policy.RulePrivateClient+": judged without DNS (an address public DNS cannot speak for)"]++
 		return

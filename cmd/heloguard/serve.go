@@ -10,12 +10,15 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/milter"
+	"github.com/heloguard/heloguard/policy"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -58,11 +61,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	obs := newObservability(cfg) // nil: metrics off
 	obs.resolver(res)
+	health := &policy.ResolverHealth{} // the resolver probes' verdict, for every engine
+	obs.watch(health)
 	// go-milter logs through the standard log package: into the same
 	// structured stream, escaped. Set once the daemon is sure to serve.
 	log.SetFlags(0)
 	log.SetOutput(milter.LibraryLog{Log: ops})
-	srv := milter.New(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res)}, logw, ops)
+	srv := milter.New(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res, health)}, logw, ops)
+	stopProbes := probeLoop(srv, ops)
+	defer stopProbes()
 	obs.instrument(srv)
 	if _, err := obs.listen(cfg.Metrics.Listen, ops); err != nil {
 		fmt.Fprintf(stderr, "heloguard: %v\n", err)
@@ -92,7 +99,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			switch sig {
 			case syscall.SIGHUP:
 				before := srv.State()
-				res = reload(srv, *cfgPath, res, ops, obs)
+				res = reload(srv, *cfgPath, res, ops, obs, health)
 				obs.reloaded(srv.State() != before)
 			case syscall.SIGUSR1:
 				if err := logw.Reopen(); err != nil {
@@ -120,7 +127,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // reload reads the config again; a bad file is logged and the running config
 // stays. The resolver, and its cache, is kept unless the dns section changed.
 // Listeners, max_sessions and the log file need a restart.
-func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.Logger, obs *observability) *dnscache.Resolver {
+func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.Logger, obs *observability, health *policy.ResolverHealth) *dnscache.Resolver {
 	cfg, err := config.Load(path)
 	if err != nil {
 		ops.Error("reload failed; the previous config keeps running", "err", err.Error())
@@ -141,9 +148,43 @@ func reload(srv *milter.Server, path string, res *dnscache.Resolver, ops *slog.L
 	if !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.MaxSessions != old.MaxSessions || cfg.LogFile != old.LogFile || cfg.Metrics != old.Metrics {
 		ops.Warn("listen, max_sessions, log and metrics changes take effect at the next restart")
 	}
-	srv.SetState(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res)})
+	srv.SetState(&milter.State{Cfg: cfg, Engine: obs.engine(cfg, res, health)})
 	ops.Info("config reloaded", "config", nameOr(path, "built-in defaults"), "rules", len(cfg.Rules), "mode", cfg.Mode)
 	return res
+}
+
+// probeInterval is how often the resolver probes run.
+const probeInterval = time.Minute
+
+// probeLoop runs the current engine's resolver probes at start and every
+// probeInterval, and logs when the verdict changes: a resolver that answers
+// "no such name" to names that exist would make every client look like it has
+// no reverse DNS, and the engine defers such refusals while it looks broken.
+func probeLoop(srv *milter.Server, ops *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(probeInterval)
+		defer t.Stop()
+		for {
+			st := srv.State()
+			ctx, cancel := context.WithTimeout(context.Background(), st.Cfg.DecisionTimeout)
+			broken, changed, reason := st.Engine.Probe(ctx)
+			cancel()
+			switch {
+			case changed && broken:
+				ops.Warn("the DNS resolver looks broken: every probe that got an answer got no such name; refusals that rest on DNS are deferred (451) until it recovers (dns.on_broken_resolver)",
+					"servers", strings.Join(st.Cfg.DNS.Servers, " "), "evidence", reason)
+			case changed:
+				ops.Info("the DNS resolver answers the probes again", "evidence", reason)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // postfixSpec writes a listen spec the way Postfix's smtpd_milters wants it.

@@ -18,6 +18,7 @@ type Config struct {
 	DNS     string   // dnsworld address
 	Extra   string   // more YAML, appended verbatim
 	LogPath string   // decision log
+	Probes  []string // dns.probes; nil: two names of the scenario world
 	Metrics string   // metrics.listen (IP:PORT); "" = no metrics
 	// TrustedNetworks: nil means loopback (127.0.0.0/8, ::1/128); an empty,
 	// non-nil slice means none, for an MTA whose clients connect from loopback.
@@ -59,6 +60,21 @@ func (c Config) YAML() string {
 	b.WriteString("dns:\n")
 	fmt.Fprintf(&b, "  servers: [%q]\n", c.DNS)
 	b.WriteString("  timeout: 2s\n")
+	// Probes the scenario world answers: the default ones (Google's PTR, a
+	// root server) do not exist in it, and would make the resolver look
+	// broken (Probes overrides, e.g. to test just that).
+	probes := c.Probes
+	if probes == nil {
+		probes = []string{"PTR 104.47.38.131", "A mail.one-to-one.example"}
+	}
+	b.WriteString("  probes: [")
+	for i, p := range probes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", p)
+	}
+	b.WriteString("]\n")
 	if c.Metrics != "" {
 		fmt.Fprintf(&b, "metrics: {listen: %q}\n", c.Metrics)
 	}

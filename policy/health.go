@@ -1,0 +1,169 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// Probe is a lookup that must succeed on any resolver that tells the truth
+// about the public internet: the PTR of a well-known address, or the address
+// of a root server's name.
+type Probe struct {
+	Type string     // "PTR" or "A"
+	Name string     // for A: the name
+	IP   netip.Addr // for PTR: the address
+}
+
+// String writes the probe as the config does: "PTR 8.8.8.8", "A a.root-servers.net".
+func (p Probe) String() string {
+	if p.Type == "PTR" {
+		return "PTR " + p.IP.String()
+	}
+	return p.Type + " " + p.Name
+}
+
+// ParseProbe reads "PTR 8.8.8.8" or "A a.root-servers.net".
+func ParseProbe(s string) (Probe, error) {
+	t, arg, ok := strings.Cut(strings.TrimSpace(s), " ")
+	arg = strings.TrimSpace(arg)
+	switch {
+	case !ok || arg == "":
+	case strings.EqualFold(t, "PTR"):
+		ip, err := netip.ParseAddr(arg)
+		if err != nil {
+			return Probe{}, fmt.Errorf("%q: %q is not an IP address", s, arg)
+		}
+		return Probe{Type: "PTR", IP: ip}, nil
+	case strings.EqualFold(t, "A"):
+		return Probe{Type: "A", Name: arg}, nil
+	}
+	return Probe{}, fmt.Errorf("%q: want \"PTR <IP>\" or \"A <name>\"", s)
+}
+
+// DefaultProbes are the probes for the public internet: Google's public
+// resolver has a PTR, and a root server's name has an address.
+func DefaultProbes() []Probe {
+	return []Probe{{Type: "PTR", IP: netip.MustParseAddr("8.8.8.8")}, {Type: "A", Name: "a.root-servers.net"}}
+}
+
+// ProbeResolver runs the probes. The resolver looks broken when every probe
+// that got an answer got "no such name or record": a resolver that answers
+// NXDOMAIN to everything (a broken split horizon, a container's DNS) would
+// otherwise make every client look like it has no reverse DNS. Timeouts and
+// SERVFAIL are DNS trouble already handled as temperror; they neither prove
+// nor disprove a lie. reason says what was seen.
+func ProbeResolver(ctx context.Context, r Resolver, probes []Probe) (broken bool, reason string) {
+	notFound, answered := 0, 0
+	var seen []string
+	for _, p := range probes {
+		var err error
+		switch p.Type {
+		case "PTR":
+			_, err = r.LookupPTR(ctx, p.IP)
+		default:
+			_, err = r.LookupIP(ctx, p.Name)
+		}
+		switch {
+		case err == nil:
+			answered++
+			seen = append(seen, p.String()+": answered")
+		case isNotFound(err):
+			notFound++
+			seen = append(seen, p.String()+": no such name or record")
+		default:
+			seen = append(seen, p.String()+": "+err.Error())
+		}
+	}
+	return notFound > 0 && answered == 0, strings.Join(seen, "; ")
+}
+
+// ResolverHealth is what the last probes found, shared by the engines of
+// every reload. The zero value is healthy.
+type ResolverHealth struct {
+	mu     sync.Mutex
+	broken bool
+	reason string
+}
+
+// Set records a probe's result and reports whether the state changed.
+func (h *ResolverHealth) Set(broken bool, reason string) (changed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changed = h.broken != broken
+	h.broken, h.reason = broken, reason
+	return changed
+}
+
+// Broken reports whether the resolver looks broken, and why.
+func (h *ResolverHealth) Broken() (bool, string) {
+	if h == nil {
+		return false, ""
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.broken, h.reason
+}
+
+// dnsFree reports whether an evidence field needs no DNS: a refusal by a rule
+// that tests only these stands even when the resolver lies.
+func dnsFree(name string) bool {
+	switch name {
+	case "helo_form", "helo_is_local", "helo_literal_matches_ip":
+		return true
+	}
+	return false
+}
+
+// restsOnDNS reports whether a refusal by r could be caused by a lying
+// resolver: every rule but those that test only DNS-free fields (a bare
+// default rule rests on DNS: the accepting rules before it did not match).
+func restsOnDNS(r *Rule) bool {
+	if r == nil {
+		return true
+	}
+	m := &r.Match
+	if len(m.Is) == 0 || len(m.All) > 0 || len(m.Any) > 0 || m.Not != nil || len(m.PTR) > 0 {
+		return true
+	}
+	for _, c := range m.Is {
+		if !dnsFree(c.Field.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// RuleBrokenResolver is the engine's decision when a refusal rests on DNS and
+// the resolver looks broken.
+const RuleBrokenResolver = "broken-resolver"
+
+// guardBroken turns a reject that rests on DNS into a tempfail while the
+// resolver looks broken (Options.Health, Options.IgnoreBrokenResolver).
+func (e *Engine) guardBroken(d Decision, ip netip.Addr) Decision {
+	if e.opt.IgnoreBrokenResolver || d.Action != ActionReject || d.Monitor || !restsOnDNS(d.Matched) {
+		return d
+	}
+	broken, _ := e.opt.Health.Broken()
+	if !broken {
+		return d
+	}
+	r := &Rule{Name: RuleBrokenResolver, Action: ActionTempfail,
+		Reply: Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) cannot be trusted now: our resolver looks broken; try again later"}}
+	out := Decision{Action: ActionTempfail, Rule: r.Name, Helo: d.Helo, Evidence: d.Evidence, Cached: d.Cached}
+	out.Reply = e.reply(r, &Facts{IP: ip, Helo: d.Helo, Evidence: d.Evidence})
+	return out
+}
+
+// Probe runs the engine's resolver probes (Options.Probes) and records the
+// verdict in Options.Health; changed says whether it changed. With no probes
+// or no Health it does nothing.
+func (e *Engine) Probe(ctx context.Context) (broken, changed bool, reason string) {
+	if len(e.opt.Probes) == 0 || e.opt.Health == nil || e.opt.Resolver == nil {
+		return false, false, ""
+	}
+	broken, reason = ProbeResolver(ctx, e.opt.Resolver, e.opt.Probes)
+	return broken, e.opt.Health.Set(broken, reason), reason
+}
