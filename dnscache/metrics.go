@@ -79,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 		return 0
 	})
-	reg.MustRegister(m.queries, m.duration, m.hits, m.misses, entries)
+	reg.MustRegister(m.queries, m.duration, m.hits, m.misses, entries, serverState{m})
 	for _, t := range queryTypes() {
 		for _, o := range Outcomes() {
 			m.queries.WithLabelValues(dns.TypeToString[t], o)
@@ -175,4 +175,31 @@ func outcome(resp *dns.Msg, err error, garbage bool) string {
 		return OutcomeRefused
 	}
 	return OutcomeMalformed
+}
+
+// serverState reports which server the current resolver asks first: the one
+// that last gave a usable answer. A server that stays at 0 while another is 1
+// has failed (timed out, SERVFAIL, REFUSED) since; it is asked again only when
+// the preferred one fails.
+type serverState struct{ m *Metrics }
+
+var serverPreferredDesc = prometheus.NewDesc("heloguard_dns_server_preferred",
+	"1 for the recursive server asked first (the one that last gave a usable answer), 0 for the others, by server.",
+	[]string{"server"}, nil)
+
+func (s serverState) Describe(ch chan<- *prometheus.Desc) { ch <- serverPreferredDesc }
+
+func (s serverState) Collect(ch chan<- prometheus.Metric) {
+	r := s.m.current.Load()
+	if r == nil {
+		return
+	}
+	first := int(r.preferred.Load())
+	for i, srv := range r.cfg.Servers {
+		v := 0.0
+		if i == first {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(serverPreferredDesc, prometheus.GaugeValue, v, srv)
+	}
 }

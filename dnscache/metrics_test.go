@@ -172,3 +172,38 @@ func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// heloguard_dns_server_preferred follows the server asked first: after the
+// first server fails (port closed), the second is preferred.
+func TestMetricsServerPreferred(t *testing.T) {
+	good := startZone(t, []string{"host.example. 300 IN A 192.0.2.1"})
+	dead := closedPort(t)
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg)
+	r := newResolver(t, Config{}, dead, good.Addr)
+	r.Instrument(m)
+	state := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() == "heloguard_dns_server_preferred" {
+				for _, mm := range mf.GetMetric() {
+					out[mm.GetLabel()[0].GetValue()] = mm.GetGauge().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	if s := state(); s[dead] != 1 || s[good.Addr] != 0 {
+		t.Errorf("before any lookup: %v, want the first server preferred", s)
+	}
+	if _, err := r.Lookup(context.Background(), "host.example.", dns.TypeA); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s[dead] != 0 || s[good.Addr] != 1 {
+		t.Errorf("after the first server failed: %v, want the second preferred", s)
+	}
+}
