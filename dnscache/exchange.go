@@ -19,6 +19,21 @@ const ednsSize = 1232
 // errTruncatedTCP is returned when even the TCP answer has TC set.
 var errTruncatedTCP = errors.New("truncated answer over TCP")
 
+// retryFirstAfter is how long a server other than the first stays preferred
+// before the first is asked first again: a dead first server costs one
+// timeout per this period, and returns to service when it answers.
+const retryFirstAfter = 30 * time.Second
+
+// prefer makes server at the one asked first. The period before the first
+// server is tried again starts when another becomes preferred, and again
+// after each retry of the first that failed.
+func (r *Resolver) prefer(at int, retried bool) {
+	old := r.preferred.Swap(uint32(at))
+	if at != 0 && (old != uint32(at) || retried) {
+		r.preferredAt.Store(r.cfg.Now().UnixNano())
+	}
+}
+
 // exchange asks the servers for name and qtype, round-robin over at most
 // Attempts attempts, and returns the first usable answer: NOERROR or NXDOMAIN.
 // It goes to the next server only on a timeout, a network error, SERVFAIL,
@@ -34,6 +49,10 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 	q.SetEdns0(ednsSize, false)
 	n := len(r.cfg.Servers)
 	first := int(r.preferred.Load())
+	retried := false
+	if first != 0 && r.cfg.Now().UnixNano()-r.preferredAt.Load() > int64(retryFirstAfter) {
+		first, retried = 0, true // now and then, see whether the first server is back
+	}
 	var last *failure
 	failed := func(f *failure) {
 		if last == nil || f.why != CauseTimeout || last.why == CauseTimeout {
@@ -70,10 +89,10 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 				failed(&failure{kind: kindServFail, why: CauseLame, text: "lame referral", server: server})
 				continue
 			}
-			r.preferred.Store(uint32(at))
+			r.prefer(at, retried)
 			return resp, server, nil
 		case dns.RcodeNameError:
-			r.preferred.Store(uint32(at))
+			r.prefer(at, retried)
 			return resp, server, nil
 		case dns.RcodeServerFailure:
 			failed(&failure{kind: kindServFail, why: CauseServFail, server: server})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -245,5 +246,71 @@ func TestFailureCauseSurvivesSilence(t *testing.T) {
 	checkErr(t, err, ErrTimeout, "host.example.")
 	if got := tally.Failures(); len(got) != 1 || got[0].Cause != CauseMismatch {
 		t.Errorf("mismatch, then silence: %+v, want mismatch", got)
+	}
+}
+
+// A failed first server is asked first again after retryFirstAfter, once per
+// period while it stays dead, and returns to service when it answers.
+func TestFirstServerRetried(t *testing.T) {
+	var asked atomic.Int64
+	var alive atomic.Bool
+	good := startZone(t, []string{"a.example. 1 IN A 192.0.2.1", "b.example. 1 IN A 192.0.2.2", "c.example. 1 IN A 192.0.2.3", "d.example. 1 IN A 192.0.2.4"})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() { // silent while dead; forwards to the good server once alive
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			asked.Add(1)
+			if !alive.Load() {
+				continue
+			}
+			c, err := net.Dial("udp", good.Addr)
+			if err != nil {
+				continue
+			}
+			c.Write(buf[:n])
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			m, err := c.Read(buf)
+			c.Close()
+			if err == nil {
+				pc.WriteTo(buf[:m], from)
+			}
+		}
+	}()
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	r := newResolver(t, Config{Timeout: 100 * time.Millisecond, Now: clock}, pc.LocalAddr().String(), good.Addr)
+	ctx := context.Background()
+	lookup := func(name string) {
+		t.Helper()
+		if _, err := r.Lookup(ctx, name, dns.TypeA); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	lookup("a.example.") // the first server times out once
+	lookup("b.example.") // the second is asked first now
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("the dead first server was asked %d times, want 1", n)
+	}
+	advance(retryFirstAfter + time.Second)
+	lookup("c.example.") // retried once: still dead
+	lookup("d.example.")
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("after %v the first server was asked %d times in all, want 2 (one retry)", retryFirstAfter, n)
+	}
+	alive.Store(true)
+	advance(retryFirstAfter + time.Second)
+	lookup("a.example.") // cache expired (TTL 1s): the first server answers and is preferred again
+	if r.preferred.Load() != 0 || asked.Load() != 3 {
+		t.Errorf("the first server answered but is not preferred (preferred %d, asked %d)", r.preferred.Load(), asked.Load())
 	}
 }

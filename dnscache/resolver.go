@@ -85,6 +85,11 @@ type Resolver struct {
 	// preferred is the index of the server that last gave a usable answer:
 	// the first one asked.
 	preferred atomic.Uint32
+	// preferredAt is when a server other than the first became preferred
+	// (unix nanoseconds): after retryFirstAfter the first server, the
+	// operator's choice, is asked first again, so that it returns to service
+	// once it answers.
+	preferredAt atomic.Int64
 
 	udpBufs sync.Pool // *[]byte of dns.MaxMsgSize, to read UDP replies
 	metrics *Metrics  // nil: not counted (Instrument)
