@@ -244,6 +244,7 @@ func (e *Engine) Decide(ctx context.Context, ip netip.Addr, helo string, rev *Pe
 	ev, complete := e.gather(ctx, ip, h, rev)
 	var d Decision
 	if complete {
+		e.opt.Health.Observe(ip, ev.IPRev == IPRevPermError, time.Now())
 		d = e.guardBroken(e.Judge(ip, h, ev), ip)
 		if expires != nil && rev.expires != nil {
 			// The earliest expiry of any answer behind the evidence; zero from

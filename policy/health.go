@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Probe is a lookup that must succeed on any resolver that tells the truth
@@ -80,21 +81,110 @@ func ProbeResolver(ctx context.Context, r Resolver, probes []Probe) (broken bool
 	return notFound > 0 && answered == 0, strings.Join(seen, "; ")
 }
 
-// ResolverHealth is what the last probes found, shared by the engines of
-// every reload. The zero value is healthy.
+// ResolverHealth is whether the resolver looks broken, from two signals: the
+// probes (Set), and the share of distinct recent clients whose reverse lookup
+// said "no such name" (Observe). Shared by the engines of every reload; the
+// zero value is healthy.
 type ResolverHealth struct {
-	mu     sync.Mutex
-	broken bool
-	reason string
+	// OnChange, if set, is called (outside the lock) when Observe changes
+	// the verdict: the daemon logs it.
+	OnChange func(broken bool, reason string)
+
+	mu           sync.Mutex
+	probeBroken  bool
+	probeReason  string
+	shareBroken  bool
+	shareReason  string
+	clients      map[netip.Addr]clientSeen
+	clientsOrder []netip.Addr // oldest first, for expiry
+	permanent    int          // clients with permanent set
 }
 
-// Set records a probe's result and reports whether the state changed.
+type clientSeen struct {
+	at        time.Time
+	permanent bool
+}
+
+// The share signal: over the clients of the last shareWindow (at most
+// shareMaxClients, the most recent), when at least shareMinClients distinct
+// ones were seen and shareBrokenAt of them had no PTR at all, the resolver is
+// more likely lying than the world. Real traffic, spam included, has PTR
+// records for most clients.
+const (
+	shareWindow     = 10 * time.Minute
+	shareMaxClients = 1000
+	shareMinClients = 50
+	shareBrokenAt   = 0.95
+)
+
+// Set records a probe's result and reports whether the verdict changed.
 func (h *ResolverHealth) Set(broken bool, reason string) (changed bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	changed = h.broken != broken
-	h.broken, h.reason = broken, reason
-	return changed
+	before := h.probeBroken || h.shareBroken
+	h.probeBroken, h.probeReason = broken, reason
+	return before != (h.probeBroken || h.shareBroken)
+}
+
+// Observe records one judged client: permanent says its reverse lookup got
+// no such name (iprev permerror).
+func (h *ResolverHealth) Observe(ip netip.Addr, permanent bool, now time.Time) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	if h.clients == nil {
+		h.clients = map[netip.Addr]clientSeen{}
+	}
+	if old, ok := h.clients[ip]; ok {
+		if old.permanent {
+			h.permanent--
+		}
+	} else {
+		h.clientsOrder = append(h.clientsOrder, ip)
+	}
+	h.clients[ip] = clientSeen{at: now, permanent: permanent}
+	if permanent {
+		h.permanent++
+	}
+	// Forget the oldest: past the window, or past the bound. (A client seen
+	// again keeps its place in the order: it may be forgotten a little early.)
+	for len(h.clientsOrder) > 0 {
+		first := h.clientsOrder[0]
+		c := h.clients[first]
+		if len(h.clientsOrder) <= shareMaxClients && now.Sub(c.at) <= shareWindow {
+			break
+		}
+		if c.permanent {
+			h.permanent--
+		}
+		delete(h.clients, first)
+		h.clientsOrder = h.clientsOrder[1:]
+	}
+	before := h.probeBroken || h.shareBroken
+	n := len(h.clients)
+	h.shareBroken = n >= shareMinClients && float64(h.permanent) >= shareBrokenAt*float64(n)
+	h.shareReason = ""
+	if h.shareBroken {
+		h.shareReason = fmt.Sprintf("%d of %d distinct clients in the last %v had no PTR record at all", h.permanent, n, shareWindow)
+	}
+	after := h.probeBroken || h.shareBroken
+	reason := h.reasonLocked()
+	h.mu.Unlock()
+	if before != after && h.OnChange != nil {
+		h.OnChange(after, reason)
+	}
+}
+
+func (h *ResolverHealth) reasonLocked() string {
+	var r []string
+	if h.probeBroken {
+		r = append(r, "probes: "+h.probeReason)
+	}
+	if h.shareBroken {
+		r = append(r, h.shareReason)
+	}
+	return strings.Join(r, "; ")
 }
 
 // Broken reports whether the resolver looks broken, and why.
@@ -104,7 +194,7 @@ func (h *ResolverHealth) Broken() (bool, string) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.broken, h.reason
+	return h.probeBroken || h.shareBroken, h.reasonLocked()
 }
 
 // dnsFree reports whether an evidence field needs no DNS: a refusal by a rule

@@ -2,7 +2,9 @@ package policy_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,41 @@ func TestBrokenResolverDefers(t *testing.T) {
 	ih.Set(true, "test")
 	if d := ign.Evaluate(ctx, ip, "mail.sender.example"); d.Rule != "no-ptr" || d.Action != policy.ActionReject {
 		t.Errorf("on_broken_resolver: ignore: %s by %s, want reject by no-ptr", d.Action, d.Rule)
+	}
+}
+
+// The second signal: when nearly every distinct recent client has no PTR at
+// all, the resolver is more likely lying than the world.
+func TestResolverHealthShare(t *testing.T) {
+	var h policy.ResolverHealth
+	var changes []string
+	h.OnChange = func(broken bool, reason string) {
+		changes = append(changes, fmt.Sprintf("%v: %s", broken, reason))
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, byte(i / 256), byte(i % 256)}) }
+	for i := 0; i < 49; i++ {
+		h.Observe(ip(i), true, now)
+	}
+	if b, _ := h.Broken(); b {
+		t.Fatal("broken after 49 clients: too few to say")
+	}
+	h.Observe(ip(49), true, now)
+	if b, why := h.Broken(); !b || !strings.Contains(why, "50 of 50 distinct clients") {
+		t.Fatalf("50 of 50 without PTR: broken %v (%s)", b, why)
+	}
+	for i := 50; i < 55; i++ { // 5 with a PTR: 50 of 55 = 91%
+		h.Observe(ip(i), false, now)
+	}
+	if b, _ := h.Broken(); b {
+		t.Error("still broken with 9% of clients resolving")
+	}
+	if len(changes) != 2 || !strings.HasPrefix(changes[0], "true: ") || !strings.HasPrefix(changes[1], "false") {
+		t.Errorf("OnChange calls: %q", changes)
+	}
+	// The window forgets: 11 minutes later, one more client decides nothing.
+	h.Observe(ip(1000), true, now.Add(11*time.Minute))
+	if b, _ := h.Broken(); b {
+		t.Error("broken on one client after the window")
 	}
 }

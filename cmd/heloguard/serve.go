@@ -61,7 +61,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	obs := newObservability(cfg) // nil: metrics off
 	obs.resolver(res)
-	health := &policy.ResolverHealth{} // the resolver probes' verdict, for every engine
+	health := &policy.ResolverHealth{ // the resolver's state, for every engine
+		OnChange: func(broken bool, reason string) {
+			if broken {
+				ops.Warn("the DNS resolver looks broken: nearly every recent client has no PTR record at all; refusals that rest on DNS are deferred (451) until that changes (dns.on_broken_resolver)", "evidence", reason)
+			} else {
+				ops.Info("the DNS resolver looks healthy again", "evidence", reason)
+			}
+		},
+	}
 	obs.watch(health)
 	// go-milter logs through the standard log package: into the same
 	// structured stream, escaped. Set once the daemon is sure to serve.
