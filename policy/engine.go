@@ -141,15 +141,25 @@ func Unroutable(ip netip.Addr) bool {
 // with no DNS; refusing to judge it is what keeps a misplaced NAT from
 // turning every client into a "no reverse DNS" reject.
 func (e *Engine) decidePrivate(ip netip.Addr, h Helo) Decision {
-	r := &Rule{Name: RulePrivateClient, Action: e.opt.PrivateClientAction}
-	switch r.Action {
+	return e.own(RulePrivateClient, e.opt.PrivateClientAction,
+		Reply{Code: 451, Enhanced: "4.7.1", Text: "client {ip} has an address public DNS cannot speak for; try again later"},
+		Reply{Code: 550, Enhanced: "5.7.1", Text: "client {ip} has an address public DNS cannot speak for"},
+		ip, h, Evidence{HeloForm: h.Form})
+}
+
+// own is a decision the engine makes by itself (ReservedRuleNames): the rule
+// name, the action, and the reply for each refusing action (zero: the
+// action's default reply), expanded over ip, h and ev.
+func (e *Engine) own(name string, a Action, tempfail, reject Reply, ip netip.Addr, h Helo, ev Evidence) Decision {
+	r := &Rule{Name: name, Action: a}
+	switch a {
 	case ActionTempfail:
-		r.Reply = Reply{Code: 451, Enhanced: "4.7.1", Text: "client {ip} has an address public DNS cannot speak for; try again later"}
+		r.Reply = tempfail
 	case ActionReject:
-		r.Reply = Reply{Code: 550, Enhanced: "5.7.1", Text: "client {ip} has an address public DNS cannot speak for"}
+		r.Reply = reject
 	}
-	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: Evidence{HeloForm: h.Form}}
-	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: d.Evidence})
+	d := Decision{Action: a, Rule: name, Helo: h, Evidence: ev}
+	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: ev})
 	return d
 }
 
@@ -160,16 +170,10 @@ func (e *Engine) decidePrivate(ip netip.Addr, h Helo) Decision {
 // milter does not judge those at all.
 func (e *Engine) DecideUnknownClient(helo string) Decision {
 	h := ParseHelo(helo)
-	r := &Rule{Name: RuleUnknownClient, Action: e.opt.UnknownClientAction}
-	switch r.Action {
-	case ActionTempfail:
-		r.Reply = Reply{Code: 451, Enhanced: "4.7.1", Text: "client address unknown to the MTA; try again later"}
-	case ActionReject:
-		r.Reply = Reply{Code: 550, Enhanced: "5.7.1", Text: "client address unknown to the MTA"}
-	}
-	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: Evidence{HeloForm: h.Form}}
-	d.Reply = e.reply(r, &Facts{Helo: h, Evidence: d.Evidence})
-	return d
+	return e.own(RuleUnknownClient, e.opt.UnknownClientAction,
+		Reply{Code: 451, Enhanced: "4.7.1", Text: "client address unknown to the MTA; try again later"},
+		Reply{Code: 550, Enhanced: "5.7.1", Text: "client address unknown to the MTA"},
+		netip.Addr{}, h, Evidence{HeloForm: h.Form})
 }
 
 func (e *Engine) trusted(ip netip.Addr) bool { return anyPrefix(e.opt.TrustedNetworks, ip.Unmap()) }
@@ -352,11 +356,7 @@ func (e *Engine) reply(r *Rule, f *Facts) Reply {
 }
 
 func (e *Engine) timeout(ip netip.Addr, h Helo, ev Evidence) Decision {
-	r := &Rule{Name: RuleTimeout, Action: e.opt.TimeoutAction}
-	if r.Action == ActionTempfail {
-		r.Reply = Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) took too long; try again later"}
-	}
-	d := Decision{Action: r.Action, Rule: r.Name, Helo: h, Evidence: ev}
-	d.Reply = e.reply(r, &Facts{IP: ip, Helo: h, Evidence: ev})
-	return d
+	return e.own(RuleTimeout, e.opt.TimeoutAction,
+		Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) took too long; try again later"},
+		Reply{}, ip, h, ev)
 }

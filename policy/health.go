@@ -240,10 +240,10 @@ func (e *Engine) guardBroken(d Decision, ip netip.Addr) Decision {
 	if !broken {
 		return d
 	}
-	r := &Rule{Name: RuleBrokenResolver, Action: ActionTempfail,
-		Reply: Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) cannot be trusted now: our resolver looks broken; try again later"}}
-	out := Decision{Action: ActionTempfail, Rule: r.Name, Helo: d.Helo, Evidence: d.Evidence, Cached: d.Cached}
-	out.Reply = e.reply(r, &Facts{IP: ip, Helo: d.Helo, Evidence: d.Evidence})
+	out := e.own(RuleBrokenResolver, ActionTempfail,
+		Reply{Code: 451, Enhanced: "4.4.3", Text: "DNS checks for {ip} (HELO {helo}) cannot be trusted now: our resolver looks broken; try again later"},
+		Reply{}, ip, d.Helo, d.Evidence)
+	out.Cached = d.Cached
 	return out
 }
 
