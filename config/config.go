@@ -319,37 +319,25 @@ func (p *parser) topKeys(c *Config, rs *ruleSpec) map[string]func(*yaml.Node) {
 				p.errorf(v, "decision_timeout must be below Postfix's milter_command_timeout of 30s (and best below Sendmail's 10s)")
 			}
 		},
-		"unknown_client_action": func(v *yaml.Node) {
-			var s string
-			p.oneOf(v, "unknown_client_action", []string{string(policy.ActionAccept), string(policy.ActionTempfail), string(policy.ActionReject)}, &s)
-			if s != "" {
-				c.UnknownClientAction = policy.Action(s)
-			}
-		},
-		"private_client_action": func(v *yaml.Node) {
-			var s string
-			p.oneOf(v, "private_client_action", []string{string(policy.ActionAccept), string(policy.ActionTempfail), string(policy.ActionReject)}, &s)
-			if s != "" {
-				c.PrivateClientAction = policy.Action(s)
-			}
-		},
-		"timeout_action":      func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
-		"max_sessions":        func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
-		"read_timeout":        func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
-		"packet_timeout":      func(v *yaml.Node) { p.duration(v, "packet_timeout", &c.PacketTimeout) },
-		"drain_timeout":       func(v *yaml.Node) { p.duration(v, "drain_timeout", &c.DrainTimeout) },
-		"log":                 func(v *yaml.Node) { p.str(v, "log", &c.LogFile) },
-		"local_names":         func(v *yaml.Node) { p.strs(v, "local_names", &c.LocalNames) },
-		"local_addresses":     func(v *yaml.Node) { p.addrs(v, "local_addresses", &c.LocalAddresses) },
-		"trusted_networks":    func(v *yaml.Node) { p.prefixes(v, "trusted_networks", &c.TrustedNetworks) },
-		"generic_tokens":      func(v *yaml.Node) { p.strs(v, "generic_tokens", &c.GenericTokens) },
-		"dns":                 func(v *yaml.Node) { p.dns(v, c) },
-		"evidence_cache_size": func(v *yaml.Node) { p.integer(v, "evidence_cache_size", 0, &c.EvidenceCacheSize) },
-		"metrics":             func(v *yaml.Node) { p.metrics(v, &c.Metrics) },
-		"allowlist":           func(v *yaml.Node) { rs.allowlist = v },
-		"extra_rules":         func(v *yaml.Node) { rs.extra = v },
-		"rules":               func(v *yaml.Node) { rs.replace = v },
-		"overrides":           func(v *yaml.Node) { rs.overrides = v },
+		"unknown_client_action": func(v *yaml.Node) { p.verdictAction(v, "unknown_client_action", &c.UnknownClientAction) },
+		"private_client_action": func(v *yaml.Node) { p.verdictAction(v, "private_client_action", &c.PrivateClientAction) },
+		"timeout_action":        func(v *yaml.Node) { p.action(v, "timeout_action", &c.TimeoutAction) },
+		"max_sessions":          func(v *yaml.Node) { p.integer(v, "max_sessions", 1, &c.MaxSessions) },
+		"read_timeout":          func(v *yaml.Node) { p.duration(v, "read_timeout", &c.ReadTimeout) },
+		"packet_timeout":        func(v *yaml.Node) { p.duration(v, "packet_timeout", &c.PacketTimeout) },
+		"drain_timeout":         func(v *yaml.Node) { p.duration(v, "drain_timeout", &c.DrainTimeout) },
+		"log":                   func(v *yaml.Node) { p.str(v, "log", &c.LogFile) },
+		"local_names":           func(v *yaml.Node) { p.strs(v, "local_names", &c.LocalNames) },
+		"local_addresses":       func(v *yaml.Node) { p.addrs(v, "local_addresses", &c.LocalAddresses) },
+		"trusted_networks":      func(v *yaml.Node) { p.prefixes(v, "trusted_networks", &c.TrustedNetworks) },
+		"generic_tokens":        func(v *yaml.Node) { p.strs(v, "generic_tokens", &c.GenericTokens) },
+		"dns":                   func(v *yaml.Node) { p.dns(v, c) },
+		"evidence_cache_size":   func(v *yaml.Node) { p.integer(v, "evidence_cache_size", 0, &c.EvidenceCacheSize) },
+		"metrics":               func(v *yaml.Node) { p.metrics(v, &c.Metrics) },
+		"allowlist":             func(v *yaml.Node) { rs.allowlist = v },
+		"extra_rules":           func(v *yaml.Node) { rs.extra = v },
+		"rules":                 func(v *yaml.Node) { rs.replace = v },
+		"overrides":             func(v *yaml.Node) { rs.overrides = v },
 	}
 }
 
@@ -409,6 +397,17 @@ func (p *parser) action(n *yaml.Node, what string, dst *policy.Action) {
 	}
 	var s string
 	p.oneOf(n, what, allowed, &s)
+	if s != "" {
+		*dst = policy.Action(s)
+	}
+}
+
+// verdictAction parses an action the engine applies itself to a client it
+// cannot judge: accept, tempfail or reject (no quarantine or tag: there is no
+// message to hold or mark before MAIL).
+func (p *parser) verdictAction(n *yaml.Node, what string, dst *policy.Action) {
+	var s string
+	p.oneOf(n, what, []string{string(policy.ActionAccept), string(policy.ActionTempfail), string(policy.ActionReject)}, &s)
 	if s != "" {
 		*dst = policy.Action(s)
 	}
