@@ -268,3 +268,11 @@ func headingSlugs(text string) []string {
 	}
 	return slugs
 }
+
+// docs/rules.md lists the engine's own decisions, as the engine reserves them.
+func TestDocsEngineRules(t *testing.T) {
+	got := firstColumn(section(t, "docs/rules.md", "engine-rules"))
+	if want := policy.ReservedRuleNames(); !slices.Equal(got, want) {
+		t.Errorf("docs/rules.md's engine rules are %v; the engine reserves %v", got, want)
+	}
+}
