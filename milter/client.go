@@ -1,15 +1,15 @@
 package milter
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 )
 
 // clientIP finds the address of a client whose CONNECT is not of family L (a
 // unix-socket client, which is local and never judged): first the CONNECT
-// address as go-milter parsed it (with net.ParseIP, which gives nil for
-// Sendmail's "IPv6:2001:db8::1" and for anything that is not an address), then
+// address as go-milter gives it (for family 4 an address net.ParseIP takes,
+// for family 6 one without Sendmail's "IPv6:" and brackets, for family U
+// none), then
 // the {client_addr} macro, then the host name when the MTA wrote the address
 // there in brackets ("[192.0.2.1]", "[IPv6:2001:db8::1]"), as it does for a
 // client without reverse DNS.
@@ -18,11 +18,9 @@ import (
 // zone; the zero Addr means none of them holds a usable address, the
 // unspecified addresses included: the client is then unknown, which is not
 // local.
-func clientIP(addr net.IP, host, clientAddr string) netip.Addr {
-	if a, ok := netip.AddrFromSlice(addr); ok {
-		if a = usableAddr(a); a.IsValid() {
-			return a
-		}
+func clientIP(addr, host, clientAddr string) netip.Addr {
+	if a := parseClientAddr(addr); a.IsValid() {
+		return a
 	}
 	if a := parseClientAddr(clientAddr); a.IsValid() {
 		return a

@@ -1,19 +1,18 @@
 package milter
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 )
 
-// FuzzClientIP: whatever the MTA puts in the CONNECT address (as go-milter
-// parses it, or as raw bytes), the {client_addr} macro and the host name, the
+// FuzzClientIP: whatever the MTA puts in the CONNECT address, the
+// {client_addr} macro and the host name, the
 // client's address is a valid address without zone, unmapped and specified,
 // or none (unknown); and the CONNECT address wins when it is one. Seeds:
 // testdata/fuzz/FuzzClientIP.
 func FuzzClientIP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, addrText, host, clientAddr string) {
-		for _, addr := range []net.IP{net.ParseIP(addrText), net.IP(addrText)} {
+		for _, addr := range []string{addrText} {
 			got := clientIP(addr, host, clientAddr)
 			if again := clientIP(addr, host, clientAddr); again != got {
 				t.Fatalf("not deterministic: %v then %v", got, again)
@@ -27,7 +26,7 @@ func FuzzClientIP(f *testing.F) {
 			if got.String() != got.WithZone("").String() || netip.MustParseAddr(got.String()) != got {
 				t.Fatalf("clientIP(%q, %q, %q) = %v does not survive its text", addr, host, clientAddr, got)
 			}
-			if a, ok := netip.AddrFromSlice(addr); ok && !a.Unmap().IsUnspecified() && got != a.Unmap() {
+			if a, err := netip.ParseAddr(addr); err == nil && !a.Unmap().IsUnspecified() && got != a.WithZone("").Unmap() {
 				t.Fatalf("clientIP(%q, …) = %v, not the CONNECT address %v", addr, got, a.Unmap())
 			}
 		}

@@ -2,14 +2,18 @@ package milter
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	gomilter "github.com/d--j/go-milter"
 )
 
 // conn wraps an MTA's milter socket: deadlines on reads and writes (go-milter
@@ -30,13 +34,18 @@ type conn struct {
 	packetTimeout time.Duration
 	tcp           bool
 	once          sync.Once
-	pending       []byte    // modification packets held back, see Write
-	deadline      time.Time // the read and write deadline now set
-	left          int       // bytes of the current packet go-milter has yet to read
-	reply         [5]byte   // a continue for a skipped packet
-	started       bool      // a whole packet has arrived
-	packetEnd     time.Time // the deadline of the packet under way; zero between packets
-	waiting       wait      // what the last blocking read waited for
+	out           []byte               // bytes written and not yet sent, see Write
+	held          []byte               // the rest of a packet read whole, for go-milter (holdConnect)
+	version       uint32               // the milter protocol version negotiated
+	actions       gomilter.OptAction   // the actions negotiated
+	protocol      gomilter.OptProtocol // the protocol flags negotiated: which events get no reply
+	ended         bool                 // the MTA quit, closed the socket, or the conn dropped it
+	deadline      time.Time            // the read and write deadline now set
+	left          int                  // bytes of the current packet go-milter has yet to read
+	reply         [5]byte              // a continue for a skipped packet
+	started       bool                 // a whole packet has arrived
+	packetEnd     time.Time            // the deadline of the packet under way; zero between packets
+	waiting       wait                 // what the last blocking read waited for
 }
 
 // wait is what a read waits for, for the log when it times out.
@@ -87,66 +96,60 @@ func (c *conn) setDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// Write sends a packet. Modification packets (add, insert, change header,
-// quarantine, …), which are only sent at end of message and are always followed
-// by the EOM reply, are held and sent with that reply in one system call: one
-// to three fewer per message. go-milter writes each packet in one Write.
+// Write sends what go-milter writes, a packet at a time in two writes (the
+// length and command, then the data). Bytes are held until they end a
+// packet, and modification packets (add, insert, change header, quarantine,
+// …), which are only sent at end of message and are always followed by the
+// final reply, until that reply: each reply, with the modifications before
+// it, goes out in one system call.
 func (c *conn) Write(p []byte) (int, error) {
-	if isFinalReply(p) {
-		// heloguard never answers accept, reject, tempfail or discard; go-milter
-		// does on its own for a malformed CONNECT, and would then build a new
-		// backend on this session's goroutine, outside the accept loop that
-		// hands each backend its conn. Failing the write ends the session
-		// first; the MTA applies its default action.
-		c.srv.metrics.protocolError(ProtocolMalformed)
-		return 0, errFinalReply
-	}
-	if isModification(p) {
-		c.pending = append(c.pending, p...)
+	c.out = append(c.out, p...)
+	end, last := packetsEnd(c.out)
+	if end < len(c.out) || isModification(last) {
 		return len(p), nil
 	}
 	if err := c.refreshDeadline(); err != nil {
 		return 0, err
 	}
-	if len(c.pending) == 0 {
-		return c.Conn.Write(p)
-	}
-	buf := append(c.pending, p...)
-	c.pending = c.pending[:0]
-	if _, err := c.Conn.Write(buf); err != nil {
+	_, err := c.Conn.Write(c.out)
+	c.out = c.out[:0]
+	if err != nil {
+		c.ended = true
 		return 0, err
 	}
 	return len(p), nil
 }
 
-var errFinalReply = errors.New("milter: refusing to send a final reply that would replace the session's backend")
-
-// isFinalReply reports whether p is exactly one packet SMFIR_ACCEPT, REJECT,
-// TEMPFAIL or DISCARD.
-func isFinalReply(p []byte) bool {
-	if len(p) != 5 || binary.BigEndian.Uint32(p) != 1 {
-		return false
+// packetsEnd returns where the last whole milter packet in b ends, and its
+// command (0 if none).
+func packetsEnd(b []byte) (end int, last byte) {
+	for len(b)-end >= 5 {
+		size := int(binary.BigEndian.Uint32(b[end:]))
+		if size == 0 || len(b)-end-4 < size {
+			break
+		}
+		last = b[end+4]
+		end += 4 + size
 	}
-	switch p[4] {
-	case 'a', 'r', 't', 'd':
-		return true
-	}
-	return false
+	return end, last
 }
 
-// isModification reports whether p is exactly one milter packet carrying a
-// message modification (SMFIR_ADDRCPT, DELRCPT, REPLBODY, ADDHEADER, CHGHEADER,
+// isModification reports whether code is that of a packet carrying a message
+// modification (SMFIR_ADDRCPT, DELRCPT, REPLBODY, ADDHEADER, CHGHEADER,
 // INSHEADER, QUARANTINE, CHGFROM, ADDRCPT_PAR).
-func isModification(p []byte) bool {
-	if len(p) < 5 || int(binary.BigEndian.Uint32(p)) != len(p)-4 {
-		return false
-	}
-	switch p[4] {
+func isModification(code byte) bool {
+	switch code {
 	case '+', '-', 'b', 'h', 'm', 'i', 'q', 'e', '2':
 		return true
 	}
 	return false
 }
+
+// The conn keeps the socket's deadlines itself (refreshDeadline,
+// packetDeadline); go-milter's, set around each packet, would undo them.
+func (c *conn) SetDeadline(time.Time) error      { return nil }
+func (c *conn) SetReadDeadline(time.Time) error  { return nil }
+func (c *conn) SetWriteDeadline(time.Time) error { return nil }
 
 // Limits on the packets an MTA sends.
 const (
@@ -169,10 +172,15 @@ const (
 // go-milter reads each packet's 4-byte length and its body in two reads,
 // which would be two system calls per packet.
 func (c *conn) Read(p []byte) (int, error) {
-	for c.left == 0 {
+	for c.left == 0 && len(c.held) == 0 {
 		if err := c.nextPacket(); err != nil {
 			return 0, err
 		}
+	}
+	if len(c.held) > 0 {
+		n := copy(p, c.held)
+		c.held = c.held[n:]
+		return n, nil
 	}
 	if len(p) > c.left {
 		p = p[:c.left]
@@ -224,13 +232,77 @@ func (c *conn) nextPacket() error {
 		return c.readFailed(err, true)
 	}
 	if skip {
-		return c.skipPacket(size)
+		return c.skipPacket(hdr[4], size)
 	}
 	if size > maxPacket {
 		return c.drop(fmt.Sprintf("a packet (command %q) announced %d bytes; the limit is %d", hdr[4], size, maxPacket))
 	}
+	if hdr[4] == 'C' {
+		return c.holdConnect(size)
+	}
 	c.left = 4 + int(size)
+	if hdr[4] == 'Q' {
+		c.ended = true // SMFIC_QUIT: the MTA is done with this connection
+	}
 	return nil
+}
+
+// holdConnect reads a CONNECT packet whole and holds it for go-milter, with
+// an address go-milter would refuse taken out. go-milter ends the session on a
+// family 4 or 6 CONNECT whose address does not parse (the MTA then applies its
+// milter_default_action, a tempfail in Postfix); the session instead judges
+// such a client by the {client_addr} macro or the host name, or refuses it by
+// unknown_client_action (clientIP), as for family U, which it becomes.
+func (c *conn) holdConnect(size uint32) error {
+	pkt := make([]byte, 4+int(size))
+	for got := 0; got < len(pkt); {
+		if c.r.Buffered() == 0 {
+			if err := c.awaitMore(); err != nil {
+				return err
+			}
+		}
+		n, err := c.r.Read(pkt[got:])
+		got += n
+		if err != nil && got < len(pkt) {
+			return c.readFailed(err, true)
+		}
+	}
+	c.packetDone()
+	c.held = connectAsUnknown(pkt)
+	return nil
+}
+
+// connectAsUnknown returns a CONNECT packet (length, 'C', host NUL, family,
+// port, address NUL) as it is, or, when its family is 4 or 6 and go-milter
+// would not take its address, as family U: length, 'C', host NUL, 'U'.
+func connectAsUnknown(pkt []byte) []byte {
+	data := pkt[5:]
+	host, rest, ok := bytes.Cut(data, []byte{0})
+	if !ok || len(rest) < 3 || rest[0] != '4' && rest[0] != '6' {
+		return pkt // no family to judge, or no port: go-milter's to refuse
+	}
+	addr, _, _ := bytes.Cut(rest[3:], []byte{0})
+	if goMilterTakes(rest[0], string(addr)) {
+		return pkt
+	}
+	out := binary.BigEndian.AppendUint32(make([]byte, 0, 4+1+len(host)+2), uint32(1+len(host)+2))
+	out = append(out, 'C')
+	out = append(out, host...)
+	return append(out, 0, 'U')
+}
+
+// goMilterTakes mirrors go-milter's check of a CONNECT address (session.go,
+// processMsg).
+func goMilterTakes(family byte, addr string) bool {
+	if family == '4' {
+		ip := net.ParseIP(addr)
+		return ip != nil && ip.To4() != nil
+	}
+	addr = strings.TrimPrefix(addr, "IPv6:")
+	if len(addr) > 2 && addr[0] == '[' && addr[len(addr)-1] == ']' {
+		addr = addr[1 : len(addr)-1]
+	}
+	return net.ParseIP(addr) != nil
 }
 
 // peek returns the next n bytes (n at most the buffer's size) without
@@ -306,8 +378,9 @@ func asciiEqualFold(b []byte, s string) bool {
 }
 
 // skipPacket discards a packet of size bytes (after its length) as it
-// arrives, and answers it with continue.
-func (c *conn) skipPacket(size uint32) error {
+// arrives, and answers it with continue unless the event was negotiated
+// without a reply.
+func (c *conn) skipPacket(code byte, size uint32) error {
 	for left := 4 + int64(size); left > 0; {
 		if c.r.Buffered() == 0 {
 			if err := c.awaitMore(); err != nil {
@@ -321,6 +394,9 @@ func (c *conn) skipPacket(size uint32) error {
 		left -= int64(n)
 	}
 	c.packetDone()
+	if code == 'L' && c.protocol&gomilter.OptNoHeaderReply != 0 || code == 'B' && c.protocol&gomilter.OptNoBodyReply != 0 {
+		return nil // negotiated without a reply
+	}
 	// SMFIR_CONTINUE, what go-milter would have answered.
 	c.reply = [5]byte{0, 0, 0, 1, 'c'}
 	_, err := c.Write(c.reply[:])
@@ -369,6 +445,7 @@ func (c *conn) packetDone() {
 // go-milter: io.EOF between packets (go-milter does not log it), the error
 // itself within one.
 func (c *conn) readFailed(err error, inPacket bool) error {
+	c.ended = true
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
@@ -399,6 +476,7 @@ func (c *conn) readFailed(err error, inPacket bool) error {
 // drop ends the session for a reason of the packet stream's: logged, and
 // io.EOF to go-milter, which then closes the connection without a word.
 func (c *conn) drop(reason string) error {
+	c.ended = true
 	c.logDrop(reason)
 	return io.EOF
 }
@@ -429,9 +507,16 @@ func (c *conn) quickAck() {
 	})
 }
 
+// Close is called by go-milter when the session ends. If neither the MTA nor
+// the conn ended it, go-milter did, on a command it could not take (a CONNECT
+// with an address that does not parse, an unknown command, …; it logs which):
+// counted as a malformed packet stream.
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		if !c.ended {
+			c.srv.metrics.protocolError(ProtocolMalformed)
+		}
 		if c.sess != nil {
 			c.sess.closed()
 		}

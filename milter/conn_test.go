@@ -1,6 +1,7 @@
 package milter_test
 
 import (
+	"fmt"
 	"encoding/binary"
 	"io"
 	"net"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 )
 
 // What the conn does with packets before go-milter sees them.
@@ -31,9 +32,17 @@ func optneg() []byte {
 // Header fields other than Authentication-Results, and body chunks, are
 // answered by the conn and never buffered, whatever their size: Postfix passes
 // headers of up to header_size_limit (100 KiB by default) on to milters.
+// With protocol version 6 they get no reply (SMFIP_NR_HDR), and the body is
+// not sent (SMFIP_NOBODY); with version 2 both are answered.
 func TestLongHeaderAndBodyPass(t *testing.T) {
+	for _, v := range []uint32{6, 2} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testLongHeaderAndBodyPass(t, v) })
+	}
+}
+
+func testLongHeaderAndBodyPass(t *testing.T, version uint32) {
 	h := start(t, "")
-	m := h.dial(t)
+	m := h.dialVersion(t, version)
 	m.connect(o365IP)
 	m.helo(o365Helo)
 	m.mail("<a@contoso.example>")
@@ -41,19 +50,20 @@ func TestLongHeaderAndBodyPass(t *testing.T) {
 	cont := func(what string) func(*gomilter.Action, error) {
 		return func(a *gomilter.Action, err error) { wantContinue(t, what, m.check(what, a, err)) }
 	}
-	cont("long header")(m.cs.HeaderField("References", strings.Repeat("<x@example> ", 200<<10/12)))
-	cont("header")(m.cs.HeaderField("Authentication-Results", "mx.receiver.example; forged"))
+	cont("data")(m.cs.DataStart())
+	cont("long header")(m.cs.HeaderField("References", strings.Repeat("<x@example> ", 200<<10/12), nil))
+	cont("header")(m.cs.HeaderField("Authentication-Results", "mx.receiver.example; forged", nil))
 	cont("eoh")(m.cs.HeaderEnd())
 	for i := 0; i < 3; i++ {
-		cont("body")(m.cs.BodyChunk([]byte(strings.Repeat("x", gomilter.MaxBodyChunk))))
+		cont("body")(m.cs.BodyChunk([]byte(strings.Repeat("x", int(gomilter.DataSize64K)))))
 	}
 	mods, a, err := m.cs.End()
-	wantContinue(t, "eom", m.check("eom", a, err))
+	wantAccept(t, "eom", m.check("eom", a, err))
 	if !deletedAR(mods, 1) {
 		t.Errorf("the forged Authentication-Results was not deleted: %+v", mods)
 	}
 	// The session goes on.
-	if err := m.cs.Abort(); err != nil {
+	if err := m.cs.Abort(nil); err != nil {
 		t.Fatal(err)
 	}
 	wantContinue(t, "mail 2", m.mail("<a@contoso.example>"))
@@ -64,7 +74,7 @@ func TestLongHeaderAndBodyPass(t *testing.T) {
 func deletedAR(mods []gomilter.ModifyAction, at ...uint32) bool {
 	var got []uint32
 	for _, mod := range mods {
-		if mod.Code == gomilter.ActChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
+		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
 			got = append(got, mod.HeaderIndex)
 		}
 	}
@@ -109,7 +119,10 @@ func TestOversizedARHeaderEndsSession(t *testing.T) {
 	m.helo(o365Helo)
 	m.mail("<a@contoso.example>")
 	m.rcpt("<user@receiver.example>")
-	_, err := m.cs.HeaderField("Authentication-Results", "mx.receiver.example; "+strings.Repeat("x", 70<<10))
+	_, err := m.cs.HeaderField("Authentication-Results", "mx.receiver.example; "+strings.Repeat("x", 70<<10), nil)
+	if err == nil { // no reply to wait for (SMFIP_NR_HDR): the session ends before end of message
+		_, _, err = m.cs.End()
+	}
 	if err == nil {
 		t.Fatal("an Authentication-Results header of 70 KiB was taken")
 	}
@@ -126,10 +139,10 @@ func TestHugeHeloEndsSession(t *testing.T) {
 	a, err := m.cs.Helo(helo)
 	if err == nil {
 		// The write fits in the socket buffers; the session must be gone.
-		_, err = m.cs.Mail("<a@one-to-one.example>", nil)
+		_, err = m.cs.Mail("<a@one-to-one.example>", "")
 	}
 	if err == nil {
-		t.Fatalf("a %d-byte HELO packet was taken (helo answered %c)", len(helo)+2, a.Code)
+		t.Fatalf("a %d-byte HELO packet was taken (helo answered %v)", len(helo)+2, a)
 	}
 	if !waitFor(5*time.Second, func() bool { return h.srv.Sessions() == 0 }) {
 		t.Fatal("session not closed")

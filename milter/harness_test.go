@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/milter"
@@ -136,24 +136,38 @@ func startOn(t testing.TB, listen, extra string) *harness {
 	return &harness{addr: addr.String(), log: logs, ops: ops, srv: srv, dns: dns}
 }
 
-// mta is one MTA connection, in Postfix's order of events.
+// mta is one MTA connection, in Postfix's order of events. macros are the
+// MTA's: the client sends those the milter asked for at each stage.
 type mta struct {
-	t  *testing.T
-	cs *gomilter.ClientSession
+	t      *testing.T
+	cs     *gomilter.ClientSession
+	macros *gomilter.MacroBag
 }
 
+// dial opens an MTA connection speaking milter protocol version 6, offering
+// every action and protocol flag, as Postfix does.
 func (h *harness) dial(t *testing.T) *mta {
 	t.Helper()
-	c := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-	})
-	cs, err := c.Session()
+	return h.dialVersion(t, 6)
+}
+
+// dialVersion opens an MTA connection speaking at most the given milter
+// protocol version.
+func (h *harness) dialVersion(t *testing.T, version uint32) *mta {
+	t.Helper()
+	macros := gomilter.NewMacroBag()
+	opts := []gomilter.Option{gomilter.WithMaximumVersion(version)}
+	if version < 6 { // what a version 2 MTA offers: the SMFIP_NO* flags of events
+		opts = append(opts, gomilter.WithProtocols(gomilter.OptNoConnect|gomilter.OptNoHelo|gomilter.OptNoMailFrom|
+			gomilter.OptNoRcptTo|gomilter.OptNoBody|gomilter.OptNoHeaders|gomilter.OptNoEOH))
+	}
+	c := gomilter.NewClient("tcp", h.addr, opts...)
+	cs, err := c.Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cs.Close() })
-	return &mta{t: t, cs: cs}
+	return &mta{t: t, cs: cs, macros: macros}
 }
 
 func (m *mta) step(what string) func(*gomilter.Action, error) {
@@ -186,27 +200,29 @@ func (m *mta) helo(name string) *gomilter.Action {
 
 func (m *mta) mail(from string) *gomilter.Action {
 	m.t.Helper()
-	a, err := m.cs.Mail(from, nil)
+	a, err := m.cs.Mail(from, "")
 	return m.check("mail", a, err)
 }
 
 func (m *mta) rcpt(to string) *gomilter.Action {
 	m.t.Helper()
-	a, err := m.cs.Rcpt(to, nil)
+	a, err := m.cs.Rcpt(to, "")
 	return m.check("rcpt", a, err)
 }
 
-// message sends headers and a body and returns the EOM modifications.
+// message sends headers and a body and returns the EOM modifications and the
+// final reply.
 func (m *mta) message(headers ...string) ([]gomilter.ModifyAction, *gomilter.Action) {
 	m.t.Helper()
+	m.step("data")(m.cs.DataStart())
 	for i := 0; i+1 < len(headers); i += 2 {
-		m.step("header")(m.cs.HeaderField(headers[i], headers[i+1]))
+		m.step("header")(m.cs.HeaderField(headers[i], headers[i+1], nil))
 	}
 	m.step("eoh")(m.cs.HeaderEnd())
 	m.step("body")(m.cs.BodyChunk([]byte("hello\r\n")))
 	mods, a, err := m.cs.End()
 	m.check("eom", a, err)
-	if err := m.cs.Abort(); err != nil { // Postfix aborts after every message
+	if err := m.cs.Abort(nil); err != nil { // Postfix aborts after every message
 		m.t.Fatal(err)
 	}
 	return mods, a
@@ -214,26 +230,41 @@ func (m *mta) message(headers ...string) ([]gomilter.ModifyAction, *gomilter.Act
 
 func wantContinue(t *testing.T, what string, a *gomilter.Action) {
 	t.Helper()
-	if a.Code != gomilter.ActContinue {
-		t.Fatalf("%s: got %c %d %q, want continue", what, a.Code, a.SMTPCode, a.SMTPText)
+	if a.Type != gomilter.ActionContinue {
+		t.Fatalf("%s: got %v, want continue", what, a)
+	}
+}
+
+// wantAccept checks the reply at end of message: accept (continue there is
+// the same to the MTA; go-milter sends accept).
+func wantAccept(t *testing.T, what string, a *gomilter.Action) {
+	t.Helper()
+	if a.Type != gomilter.ActionAccept {
+		t.Fatalf("%s: got %v, want accept", what, a)
 	}
 }
 
 func wantReply(t *testing.T, what string, a *gomilter.Action, code int, prefix string, contains ...string) {
 	t.Helper()
-	if a.Code != gomilter.ActReplyCode || a.SMTPCode != code || !strings.HasPrefix(a.SMTPText, prefix) {
-		t.Fatalf("%s: got %c %d %q, want %d %s…", what, a.Code, a.SMTPCode, a.SMTPText, code, prefix)
+	if a.Type != gomilter.ActionRejectWithCode || int(a.SMTPCode) != code || !strings.HasPrefix(replyText(a), prefix) {
+		t.Fatalf("%s: got %v, want %d %s…", what, a, code, prefix)
 	}
 	for _, s := range contains {
-		if !strings.Contains(a.SMTPText, s) {
-			t.Errorf("%s: reply %q does not mention %q", what, a.SMTPText, s)
+		if !strings.Contains(replyText(a), s) {
+			t.Errorf("%s: reply %q does not mention %q", what, a.SMTPReply, s)
 		}
 	}
 }
 
+// replyText is a reply without its code: "5.7.1 text".
+func replyText(a *gomilter.Action) string {
+	_, text, _ := strings.Cut(a.SMTPReply, " ")
+	return text
+}
+
 func header(mods []gomilter.ModifyAction, name string) (string, bool) {
 	for _, m := range mods {
-		if (m.Code == gomilter.ActInsertHeader || m.Code == gomilter.ActAddHeader) && strings.EqualFold(m.HeaderName, name) {
+		if (m.Type == gomilter.ActionInsertHeader || m.Type == gomilter.ActionAddHeader) && strings.EqualFold(m.HeaderName, name) {
 			return m.HeaderValue, true
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/policy"
@@ -15,7 +15,7 @@ import (
 // endOfMessage removes forged Authentication-Results, adds ours (RFC 8601: iprev
 // with policy.iprev, spf with smtp.helo) and applies quarantine and tag actions.
 // Modifications are legal only here, at end of message.
-func (s *session) endOfMessage(m *gomilter.Modifier) error {
+func (s *session) endOfMessage(m gomilter.Modifier) error {
 	// Delete from the last so earlier indexes stay right. This holds for every
 	// client, judged or not: nobody may speak for our authserv-id.
 	for i := len(s.arIndex) - 1; i >= 0; i-- {

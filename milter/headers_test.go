@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/heloguard/heloguard/milter"
 	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
@@ -27,7 +27,7 @@ func TestForgedAuthResultsRemoved(t *testing.T) {
 	)
 	var deleted []uint32
 	for _, mod := range mods {
-		if mod.Code == gomilter.ActChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
+		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
 			deleted = append(deleted, mod.HeaderIndex)
 		}
 	}
@@ -46,13 +46,15 @@ func TestForgedAuthResultsWithoutAbort(t *testing.T) {
 	for i, hdr := range []string{"other.example; spf=pass", "mx.receiver.example; spf=pass smtp.mailfrom=contoso.example"} {
 		m.mail("<a@contoso.example>")
 		m.rcpt("<user@receiver.example>")
-		m.step("header")(m.cs.HeaderField("Authentication-Results", hdr))
+		m.step("data")(m.cs.DataStart())
+		m.step("header")(m.cs.HeaderField("Authentication-Results", hdr, nil))
 		m.step("eoh")(m.cs.HeaderEnd())
+		m.step("body")(m.cs.BodyChunk([]byte("hello\r\n")))
 		mods, a, err := m.cs.End()
 		m.check("eom", a, err)
 		var deleted []uint32
 		for _, mod := range mods {
-			if mod.Code == gomilter.ActChangeHeader && mod.HeaderValue == "" {
+			if mod.Type == gomilter.ActionChangeHeader && mod.HeaderValue == "" {
 				deleted = append(deleted, mod.HeaderIndex)
 			}
 		}
@@ -71,11 +73,11 @@ func TestQuarantineAndTag(t *testing.T) {
 `)
 	for _, tc := range []struct {
 		ip, helo string
-		code     gomilter.ModifyActCode
+		code     gomilter.ModifyActionType
 		header   string
 	}{
-		{forgerIP, o365Helo, gomilter.ActQuarantine, "quarantined by rule hold-forgers"},
-		{o365IP, o365Helo, gomilter.ActAddHeader, "tagged by rule mark-o365"},
+		{forgerIP, o365Helo, gomilter.ActionQuarantine, "quarantined by rule hold-forgers"},
+		{o365IP, o365Helo, gomilter.ActionAddHeader, "tagged by rule mark-o365"},
 	} {
 		m := h.dial(t)
 		m.connect(tc.ip)
@@ -83,13 +85,13 @@ func TestQuarantineAndTag(t *testing.T) {
 		m.mail("<a@contoso.example>")
 		wantContinue(t, "rcpt "+tc.ip, m.rcpt("<user@receiver.example>"))
 		mods, a := m.message()
-		wantContinue(t, "eom "+tc.ip, a)
+		wantAccept(t, "eom "+tc.ip, a)
 		found := false
 		for _, mod := range mods {
-			found = found || mod.Code == tc.code
+			found = found || mod.Type == tc.code
 		}
 		if !found {
-			t.Errorf("%s: no %c modification in %+v", tc.ip, tc.code, mods)
+			t.Errorf("%s: no modification of type %d in %+v", tc.ip, tc.code, mods)
 		}
 		if x, ok := header(mods, "X-Heloguard"); !ok || x != tc.header {
 			t.Errorf("%s: X-Heloguard = %q, want %q", tc.ip, x, tc.header)
@@ -107,7 +109,7 @@ func TestMonitorModeDoesNotQuarantine(t *testing.T) {
 	m.rcpt("<user@receiver.example>")
 	mods, _ := m.message()
 	for _, mod := range mods {
-		if mod.Code == gomilter.ActQuarantine {
+		if mod.Type == gomilter.ActionQuarantine {
 			t.Fatal("monitor mode quarantined a message")
 		}
 	}
@@ -186,7 +188,7 @@ func TestForgedAuthResultsSpellings(t *testing.T) {
 func deletedAuthResults(mods []gomilter.ModifyAction) []uint32 {
 	var deleted []uint32
 	for _, mod := range mods {
-		if mod.Code == gomilter.ActChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
+		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
 			deleted = append(deleted, mod.HeaderIndex)
 		}
 	}

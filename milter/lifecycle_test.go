@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 )
 
 // The server's life: drain on shutdown, read timeouts, max_sessions, bad
@@ -36,7 +36,7 @@ func TestShutdownDrains(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if _, err := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{ActionMask: gomilter.OptAddHeader}).Session(); err == nil {
+	if _, err := gomilter.NewClient("tcp", h.addr).Session(nil); err == nil {
 		t.Error("a new connection was accepted after Shutdown")
 	}
 }
@@ -84,10 +84,8 @@ func TestMaxSessions(t *testing.T) {
 	first.connect(o365IP)
 	got := make(chan error, 1)
 	go func() {
-		c := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{
-			ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: gomilter.OptAddHeader,
-		})
-		s, err := c.Session() // negotiation needs the server to accept
+		c := gomilter.NewClient("tcp", h.addr)
+		s, err := c.Session(nil) // negotiation needs the server to accept
 		if err == nil {
 			s.Close()
 		}

@@ -70,9 +70,8 @@ func TestClientTextClipped(t *testing.T) {
 	a, err := m.cs.Conn(host, '4', 40000, forgerIP)
 	wantContinue(t, "connect", m.check("connect", a, err))
 	m.helo(o365Helo)
-	if err := m.cs.Macros('M', "i", strings.Repeat("Q", 5000), "{auth_authen}", ""); err != nil {
-		t.Fatal(err)
-	}
+	m.macros.Set("i", strings.Repeat("Q", 5000))
+	m.macros.Set("{auth_authen}", "")
 	m.mail("<ceo@contoso.example>")
 	// RFC 5321 4.5.3.1.3: a path is at most 256 octets; this one's local
 	// part would be exempt if the address were cut before its last @.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/milter"
@@ -124,9 +123,7 @@ func TestDecisionMetrics(t *testing.T) {
 	m = h.dial(t)
 	m.connect(forgerIP)
 	m.helo(o365Helo)
-	if err := m.cs.Macros(gomilter.CodeMail, "{auth_authen}", "alice"); err != nil {
-		t.Fatal(err)
-	}
+	m.macros.Set("{auth_authen}", "alice")
 	m.mail("<alice@receiver.example>")
 	wantContinue(t, "rcpt authenticated", m.rcpt("<someone@elsewhere.example>"))
 	m.message("Subject", "hello")

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 )
 
 // sendmailConn talks the milter protocol the way Sendmail 8.17 does over TCP:
@@ -87,7 +87,7 @@ func BenchmarkSendmailTCPStages(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer ln.Close()
-		srv := &gomilter.Server{NewMilter: func() gomilter.Milter { return continueMilter{} }}
+		srv := gomilter.NewServer(gomilter.WithMilter(func() gomilter.Milter { return gomilter.NoOpMilter{} }))
 		go srv.Serve(ln)
 		run(b, ln.Addr().String())
 	})

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/policy"
 )
@@ -95,24 +95,11 @@ func (s *Server) Serve() error {
 	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
-		ms := &gomilter.Server{
-			NewMilter: l.newSession,
-			Actions:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptSetSymList,
-			// Never NR_*/SKIP flags: go-milter always replies, and the stream would
-			// desynchronise. DATA and unknown commands are of no interest.
-			Protocol: gomilter.OptNoUnknown | gomilter.OptNoData,
-			SymList: map[gomilter.Stage][]string{
-				gomilter.StageConnect:  {"j", "{client_addr}", "{client_name}", "{client_port}", "{daemon_name}"},
-				gomilter.StageMailFrom: {"i", "{auth_authen}", "{auth_type}", "{mail_addr}"},
-				gomilter.StageRcptTo:   {"i", "{rcpt_addr}"},
-				gomilter.StageEOM:      {"i"},
-			},
-		}
-		go func() { errc <- ms.Serve(l) }()
+		go func() { errc <- l.serve() }()
 	}
 	var first error
 	for range lns {
-		if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gomilter.ErrServerClosed) && first == nil {
+		if err := <-errc; err != nil && first == nil {
 			first = err
 		}
 	}
@@ -155,18 +142,28 @@ func (s *Server) Sessions() int {
 	return len(s.conns)
 }
 
-// listener hands each accepted conn to the session go-milter creates for it
-// right after Accept, on the same goroutine (Server.Serve calls NewMilter after
-// Accept returns). Sessions never answer with a response that makes go-milter
-// create a replacement backend, so NewMilter runs only there.
+// listener accepts MTA connections and starts a session on each.
 type listener struct {
 	net.Listener
-	srv  *Server
-	tcp  bool
-	next *conn // set by Accept, taken by newSession; both on the accept goroutine
+	srv *Server
+	tcp bool
 }
 
-func (l *listener) Accept() (net.Conn, error) {
+// serve accepts until the listener is closed.
+func (l *listener) serve() error {
+	for {
+		c, err := l.acceptConn()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		l.srv.start(c)
+	}
+}
+
+func (l *listener) acceptConn() (*conn, error) {
 	// At max_sessions, wait for a session to end before accepting: the MTA's
 	// connect waits, then applies its default action if it waits too long.
 	select {
@@ -192,7 +189,6 @@ func (l *listener) Accept() (net.Conn, error) {
 	l.srv.sessions.Add(1)
 	l.srv.mu.Unlock()
 	l.srv.metrics.opened(c)
-	l.next = c
 	return c, nil
 }
 
@@ -219,13 +215,39 @@ func (l *listener) accept() (net.Conn, error) {
 	}
 }
 
-func (l *listener) newSession() gomilter.Milter {
-	c := l.next
-	l.next = nil
+// start runs the milter protocol on c with a new session, on a goroutine of
+// its own.
+//
+// go-milter's Server has no hook that tells a backend which connection it
+// serves, and the conn and the session need each other (the conn ends the
+// session when the socket closes and names its client when it drops it). So
+// each connection gets a go-milter Server of its own, built around that
+// session and served on a listener that yields just that one connection:
+// Serve starts the session's goroutine and returns at once.
+func (s *Server) start(c *conn) {
+	st := s.State()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{srv: l.srv, st: l.srv.State(), ctx: ctx, cancel: cancel}
-	if c != nil {
-		c.sess = s
-	}
-	return s
+	sess := &session{srv: s, st: st, ctx: ctx, cancel: cancel}
+	c.sess = sess
+	opts := append(negotiation(st.Cfg),
+		gomilter.WithMilter(func() gomilter.Milter { return sess }),
+		gomilter.WithNegotiationCallback(c.negotiated),
+	)
+	_ = gomilter.NewServer(opts...).Serve(&oneConn{c: c})
 }
+
+// oneConn is a listener that yields one connection, then errOneConn.
+type oneConn struct{ c net.Conn }
+
+var errOneConn = errors.New("milter: one connection only")
+
+func (o *oneConn) Accept() (net.Conn, error) {
+	c := o.c
+	if c == nil {
+		return nil, errOneConn
+	}
+	o.c = nil
+	return c, nil
+}
+func (o *oneConn) Close() error   { return nil }
+func (o *oneConn) Addr() net.Addr { return nil }

@@ -2,13 +2,11 @@ package milter
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"net/textproto"
 	"strings"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/policy"
@@ -45,7 +43,7 @@ type verdict struct {
 	logged    bool
 }
 
-func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
 	// One CONNECT per connection from a real MTA; should another come, it
 	// starts afresh.
 	s.flushLog()
@@ -58,7 +56,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	// Any other family, "unknown" (U) and families go-milter does not know
 	// ("") included, is a network client: judged by its address, or, if the
 	// MTA gives none that parses, by unknown_client_action.
-	s.ip = clientIP(addr, host, m.Macros["{client_addr}"])
+	s.ip = clientIP(addr, host, m.Get("{client_addr}"))
 	if !s.ip.IsValid() {
 		return s.deliver(s.decided(s.st.Engine.DecideUnknownClient("")), config.StageConnect), nil
 	}
@@ -97,7 +95,7 @@ func (s *session) decisionCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.lookupCtx(), s.st.Cfg.DecisionTimeout)
 }
 
-func (s *session) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
 	if s.local {
 		return gomilter.RespContinue, nil
 	}
@@ -155,7 +153,7 @@ func stageRank(stage string) int {
 
 // deliver returns the response for a verdict at a stage: a refusal goes out at
 // the configured stage; monitor mode and monitor rules only log.
-func (s *session) deliver(v *verdict, stage string) gomilter.Response {
+func (s *session) deliver(v *verdict, stage string) *gomilter.Response {
 	if v == nil || !v.Action.Refuses() || stageRank(stage) < stageRank(s.st.Cfg.RejectAt) {
 		return gomilter.RespContinue
 	}
@@ -170,12 +168,12 @@ func (s *session) deliver(v *verdict, stage string) gomilter.Response {
 	return replyResponse(v.Reply)
 }
 
-func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
 	s.arIndex, s.arCount = nil, 0 // a new message (Sendmail sends no abort after EOM)
 	if s.local {
 		return gomilter.RespContinue, nil
 	}
-	s.authUser = keep(m.Macros["{auth_authen}"], maxAuthUser)
+	s.authUser = keep(m.Get("{auth_authen}"), maxAuthUser)
 	s.captureQueueID(m)
 	if s.verdict == nil { // no HELO at all: Postfix allows it unless smtpd_helo_required
 		s.decide("")
@@ -186,7 +184,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	return s.deliver(s.verdict, config.StageMail), nil
 }
 
-func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
+func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
 	if s.local || s.verdict == nil {
 		return gomilter.RespContinue, nil
 	}
@@ -223,13 +221,21 @@ func (s *session) exempt(v *verdict, rcpt string) bool {
 	return false
 }
 
-func (s *session) captureQueueID(m *gomilter.Modifier) {
-	if id := m.Macros["i"]; id != "" {
+func (s *session) captureQueueID(m gomilter.Modifier) {
+	if id := m.Get("i"); id != "" {
 		s.queueID = keep(id, maxQueueID)
 	}
 }
 
-func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
+// NewConnection is called when the MTA reuses the milter connection for a
+// new SMTP session (SMFIC_QUIT_NC): it starts afresh, as at CONNECT.
+func (s *session) NewConnection(m gomilter.Modifier) error {
+	s.flushLog()
+	s.arIndex, s.arCount, s.authUser, s.queueID = nil, 0, "", ""
+	return nil
+}
+
+func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
 	if !strings.EqualFold(name, "Authentication-Results") {
 		return gomilter.RespContinue, nil
 	}
@@ -240,17 +246,9 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (gomilter.Res
 	return gomilter.RespContinue, nil
 }
 
-func (s *session) Headers(h textproto.MIMEHeader, m *gomilter.Modifier) (gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-// Body is end of message: headers and quarantine. It answers continue, never
-// accept, so that go-milter keeps this backend for the next message.
-func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+// EndOfMessage: headers and quarantine. go-milter answers accept for the
+// continue returned here; that ends the message, not the session.
+func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
 	s.captureQueueID(m)
 	if err := s.endOfMessage(m); err != nil {
 		return nil, err
@@ -260,10 +258,33 @@ func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	return gomilter.RespContinue, nil
 }
 
-func (s *session) Abort(m *gomilter.Modifier) error {
+func (s *session) Abort(m gomilter.Modifier) error {
 	s.arIndex, s.arCount, s.authUser = nil, 0, ""
 	return nil
 }
+
+// The events negotiated away (SMFIP_NODATA, NOEOH, NOBODY, NOUNKNOWN: see
+// negotiate.go); should an MTA send them anyway, they are let pass.
+
+func (s *session) Data(gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Headers(gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk([]byte, gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+// Cleanup is go-milter's last call; the conn's Close, which follows it, ends
+// the session (closed).
+func (s *session) Cleanup(gomilter.Modifier) {}
 
 // closed runs when the MTA closes the socket: the decision is logged if it was
 // not yet, and the connection's DNS work is let go.

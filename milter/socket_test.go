@@ -14,9 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/milter"
 	"github.com/heloguard/heloguard/policy"
@@ -132,14 +131,12 @@ func TestUnixSocketCreatedWithModeAndGroup(t *testing.T) {
 	}
 	// It serves.
 	serve(t, srv)
-	cs, err := gomilter.NewClientWithOptions("unix", path, gomilter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: gomilter.OptAddHeader,
-	}).Session()
+	cs, err := gomilter.NewClient("unix", path).Session(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A trusted client: the server has no resolver.
-	if a, err := cs.Conn("localhost", gomilter.FamilyInet, 40000, "127.0.0.1"); err != nil || a.Code != gomilter.ActContinue {
+	if a, err := cs.Conn("localhost", gomilter.FamilyInet, 40000, "127.0.0.1"); err != nil || a.Type != gomilter.ActionContinue {
 		t.Errorf("connect: %v %v", a, err)
 	}
 	cs.Close()

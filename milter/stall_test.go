@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 )
 
 // Peers that stall: read_timeout is long (the socket idles while the client
@@ -45,16 +45,14 @@ func wantClosed(t *testing.T, c net.Conn) {
 // wantSlotFree checks that a new MTA connection is served, at max_sessions 1.
 func wantSlotFree(t *testing.T, h *harness) {
 	t.Helper()
-	c := gomilter.NewClientWithOptions("tcp", h.addr, gomilter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: gomilter.OptAddHeader,
-	})
-	s, err := c.Session()
+	c := gomilter.NewClient("tcp", h.addr)
+	s, err := c.Session(nil)
 	if err != nil {
 		t.Fatalf("the stalled peer's slot was not freed: %v", err)
 	}
 	defer s.Close()
 	a, err := s.Conn("["+o365IP+"]", gomilter.FamilyInet, 40000, o365IP)
-	if err != nil || a.Code != gomilter.ActContinue {
+	if err != nil || a.Type != gomilter.ActionContinue {
 		t.Fatalf("connect on the freed slot: %v %v", a, err)
 	}
 }
