@@ -1,8 +1,8 @@
 package milter_test
 
 import (
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"runtime"

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/config"
 	"github.com/heloguard/heloguard/dnscache"
 	"github.com/heloguard/heloguard/milter"
@@ -76,18 +76,16 @@ func startMetricsDaemon(t *testing.T) *metricsDaemon {
 // server has ended it (its decision is logged and counted by then).
 func (d *metricsDaemon) session(t *testing.T, ip, helo string) {
 	t.Helper()
-	c := gomilter.NewClientWithOptions("tcp", d.addr, gomilter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader,
-	})
-	cs, err := c.Session()
+	c := gomilter.NewClient("tcp", d.addr)
+	cs, err := c.Session(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, step := range []func() (*gomilter.Action, error){
 		func() (*gomilter.Action, error) { return cs.Conn("["+ip+"]", gomilter.FamilyInet, 40000, ip) },
 		func() (*gomilter.Action, error) { return cs.Helo(helo) },
-		func() (*gomilter.Action, error) { return cs.Mail("<a@sender.example>", nil) },
-		func() (*gomilter.Action, error) { return cs.Rcpt("<user@receiver.example>", nil) },
+		func() (*gomilter.Action, error) { return cs.Mail("<a@sender.example>", "") },
+		func() (*gomilter.Action, error) { return cs.Rcpt("<user@receiver.example>", "") },
 	} {
 		if _, err := step(); err != nil {
 			t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/deploy/internal/e2e"
 )
 
@@ -30,13 +30,13 @@ func forgerAtRcpt(t *testing.T, addr string) *gomilter.Action {
 			return s.Conn("["+forgerIP+"]", gomilter.FamilyInet, 40000, forgerIP)
 		},
 		func() (*gomilter.Action, error) { return s.Helo(o365Helo) },
-		func() (*gomilter.Action, error) { return s.Mail("<ceo@contoso.example>", nil) },
+		func() (*gomilter.Action, error) { return s.Mail("<ceo@contoso.example>", "") },
 	} {
 		if _, err := step(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a, err := s.Rcpt("<user@receiver.example>", nil)
+	a, err := s.Rcpt("<user@receiver.example>", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,8 @@ func forgerAtRcpt(t *testing.T, addr string) *gomilter.Action {
 
 func session(t *testing.T, addr string) *gomilter.ClientSession {
 	t.Helper()
-	c := gomilter.NewClientWithOptions("tcp", addr, gomilter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-	})
-	s, err := c.Session()
+	c := gomilter.NewClient("tcp", addr)
+	s, err := c.Session(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +84,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("after a failed reload the old config should still refuse: %+v", a)
 	}
 	d.Reload(t, e2e.Config{DNS: dns.Addr, Mode: "monitor"})
-	if a := forgerAtRcpt(t, d.Addr); a.Code != gomilter.ActContinue {
+	if a := forgerAtRcpt(t, d.Addr); a.Type != gomilter.ActionContinue {
 		t.Errorf("after reload to monitor mode: %+v, want continue", a)
 	}
 }
@@ -133,10 +130,10 @@ func TestTermDrains(t *testing.T) {
 	if _, err := s.Helo(o365Helo); err != nil {
 		t.Fatalf("the session in flight was cut: %v", err)
 	}
-	if _, err := s.Mail("<a@b.example>", nil); err != nil {
+	if _, err := s.Mail("<a@b.example>", ""); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Rcpt("<user@receiver.example>", nil)
+	a, err := s.Rcpt("<user@receiver.example>", "")
 	if err != nil || a.SMTPCode != 550 {
 		t.Fatalf("rcpt during drain: %+v %v", a, err)
 	}

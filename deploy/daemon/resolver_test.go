@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/deploy/internal/e2e"
 	"github.com/heloguard/heloguard/policy/scenario/dnsworld"
 )
@@ -25,8 +25,8 @@ func TestLyingResolverDefers(t *testing.T) {
 	if !e2e.WaitFor(10*time.Second, func() bool { return strings.Contains(d.Stderr(), "the DNS resolver looks broken") }) {
 		t.Fatalf("no warning about the resolver in the log:\n%s", d.Stderr())
 	}
-	c := gomilter.NewClientWithOptions("tcp", d.Addr, gomilter.ClientOptions{ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
-	cs, err := c.Session()
+	c := gomilter.NewClient("tcp", d.Addr)
+	cs, err := c.Session(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,18 +36,18 @@ func TestLyingResolverDefers(t *testing.T) {
 			return cs.Conn("[203.0.113.7]", gomilter.FamilyInet, 40000, "203.0.113.7")
 		},
 		func() (*gomilter.Action, error) { return cs.Helo("mail.sender.example") },
-		func() (*gomilter.Action, error) { return cs.Mail("<a@sender.example>", nil) },
+		func() (*gomilter.Action, error) { return cs.Mail("<a@sender.example>", "") },
 	} {
 		if _, err := step(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a, err := cs.Rcpt("<user@receiver.example>", nil)
+	a, err := cs.Rcpt("<user@receiver.example>", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Code != gomilter.ActReplyCode || a.SMTPCode != 451 || !strings.Contains(a.SMTPText, "resolver looks broken") {
-		t.Errorf("RCPT got %c %d %q, want 451 …resolver looks broken…", a.Code, a.SMTPCode, a.SMTPText)
+	if a.Type != gomilter.ActionRejectWithCode || a.SMTPCode != 451 || !strings.Contains(a.SMTPReply, "resolver looks broken") {
+		t.Errorf("RCPT got %v %d %q, want 451 …resolver looks broken…", a, a.SMTPCode, a.SMTPReply)
 	}
 	cs.Close()
 	ds, raw := d.WaitDecision(t, "203.0.113.7", 40000)

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/deploy/internal/e2e"
 	"github.com/heloguard/heloguard/policy"
 	"github.com/heloguard/heloguard/policy/scenario"
@@ -75,12 +75,9 @@ func (c *counters) fail(format string, args ...any) {
 // It returns false when the daemon no longer takes connections.
 func session(sock string, id identity, port uint16, c *counters, stopped *atomic.Bool) bool {
 	start := time.Now()
-	cl := gomilter.NewClientWithOptions("unix", sock, gomilter.ClientOptions{
-		ReadTimeout: 20 * time.Second, WriteTimeout: 20 * time.Second,
-		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-	})
+	cl := gomilter.NewClient("unix", sock)
 	wasStopped := stopped.Load()
-	cs, err := cl.Session()
+	cs, err := cl.Session(nil)
 	if err != nil {
 		if wasStopped || stopped.Load() {
 			c.refusedConnects.Add(1)
@@ -103,8 +100,8 @@ func session(sock string, id identity, port uint16, c *counters, stopped *atomic
 			c.fail("%s: %s: %v", id.name, what, err)
 			return false
 		}
-		if what != "rcpt" && a.Code != gomilter.ActContinue {
-			c.fail("%s: %s answered %c %d %q", id.name, what, a.Code, a.SMTPCode, a.SMTPText)
+		if what != "rcpt" && a.Type != gomilter.ActionContinue && !(what == "eom" && a.Type == gomilter.ActionAccept) {
+			c.fail("%s: %s answered %v %d %q", id.name, what, a, a.SMTPCode, a.SMTPReply)
 			return false
 		}
 		return true
@@ -117,31 +114,34 @@ func session(sock string, id identity, port uint16, c *counters, stopped *atomic
 			return true
 		}
 	}
-	if a, err := cs.Mail("<soak@sender.example>", nil); !step("mail", a, err) {
+	if a, err := cs.Mail("<soak@sender.example>", ""); !step("mail", a, err) {
 		return true
 	}
-	a, err := cs.Rcpt("<user@receiver.example>", nil)
+	a, err := cs.Rcpt("<user@receiver.example>", "")
 	if !step("rcpt", a, err) {
 		return true
 	}
 	got := policy.ActionAccept
 	switch {
-	case a.Code == gomilter.ActReplyCode && a.SMTPCode/100 == 5:
+	case a.Type == gomilter.ActionRejectWithCode && a.SMTPCode/100 == 5:
 		got = policy.ActionReject
-	case a.Code == gomilter.ActReplyCode && a.SMTPCode/100 == 4:
+	case a.Type == gomilter.ActionRejectWithCode && a.SMTPCode/100 == 4:
 		got = policy.ActionTempfail
-	case a.Code != gomilter.ActContinue:
-		c.fail("%s: rcpt answered %c", id.name, a.Code)
+	case a.Type != gomilter.ActionContinue:
+		c.fail("%s: rcpt answered %v", id.name, a)
 		return true
 	}
 	if got != id.want {
 		c.wrong.Add(1)
-		c.fail("%s (%s HELO %q): %s at RCPT, want %s (%d %s)", id.name, id.ip, id.helo, got, id.want, a.SMTPCode, a.SMTPText)
+		c.fail("%s (%s HELO %q): %s at RCPT, want %s (%d %s)", id.name, id.ip, id.helo, got, id.want, a.SMTPCode, a.SMTPReply)
 		return true
 	}
 	if got == policy.ActionAccept {
+		if a, err := cs.DataStart(); !step("data", a, err) {
+			return true
+		}
 		for _, h := range [][2]string{{"From", "<a@sender.example>"}, {"To", "<user@receiver.example>"}, {"Subject", "soak"}} {
-			if a, err := cs.HeaderField(h[0], h[1]); !step("header", a, err) {
+			if a, err := cs.HeaderField(h[0], h[1], nil); !step("header", a, err) {
 				return true
 			}
 		}
@@ -158,7 +158,7 @@ func session(sock string, id identity, port uint16, c *counters, stopped *atomic
 	} else {
 		c.refused.Add(1)
 	}
-	if err := cs.Abort(); err != nil && !stopped.Load() {
+	if err := cs.Abort(nil); err != nil && !stopped.Load() {
 		c.fail("%s: abort: %v", id.name, err)
 		return true
 	}
