@@ -83,6 +83,8 @@ func TestPostfix(t *testing.T) {
 	t.Run("postmaster-exempt", w.postmasterExempt)
 	// 7. Authentication-Results: ours added, a forged one removed
 	t.Run("authentication-results", w.authResults)
+	// what Postfix negotiates with heloguard, from its own verbose log
+	t.Run("milter-protocol-v6", w.milterProtocol)
 	// the unix socket variant of the snippet, with a chrooted smtpd
 	t.Run("chroot-unix-socket", w.chrootUnixSocket)
 	// 6. SIGHUP reload into monitor mode
@@ -286,6 +288,44 @@ func (w *world) authResults(t *testing.T) {
 		t.Errorf("another server's Authentication-Results should be kept, got %q", others)
 	}
 	t.Logf("Authentication-Results: %s", strings.Join(ours, " | "))
+	w.checkDecision(t, cl, w.hg.Check(t, ip, helo), "", "enforce", nil, s.QueueID(queuedRE))
+}
+
+// milterProtocol: Postfix speaks milter protocol version 6 with heloguard and
+// takes its events and no-reply flags, as smtpd -v logs them (milter8.c): no
+// DATA, unknown-command, end-of-header or body events; header fields, and the
+// stages before reject_at (rcpt), without replies; Postfix then skips the
+// reply at CONNECT, HELO and MAIL, and still waits for it at RCPT.
+func (w *world) milterProtocol(t *testing.T) {
+	const ip, helo = "104.47.38.131", "NAM02-BL2-obe.outbound.protection.outlook.com"
+	cl := w.client("milter-protocol", ip, helo)
+	s := swaks(t, w.swaks, w.pf.vPort, cl)
+	if r := s.Reply("."); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("end of data got %q, want 250\n%s", r, s.Out)
+	}
+	if _, ok := w.pf.waitDelivered(t, cl.id()); !ok {
+		return
+	}
+	log := w.pf.log()
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`milter8_connect: milter inet:\S+ version 6\n`),
+		regexp.MustCompile(`milter8_connect: events SMFIP_NOBODY SMFIP_NOEOH SMFIP_NR_HDR SMFIP_NOUNKNOWN SMFIP_NODATA SMFIP_NR_CONN SMFIP_NR_HELO SMFIP_NR_MAIL\n`),
+		regexp.MustCompile(`milter8_connect: requests SMFIF_ADDHDRS SMFIF_CHGHDRS SMFIF_QUARANTINE SMFIF_SETSYMLIST\n`),
+		regexp.MustCompile(`skipping reply for event SMFIC_CONNECT from milter inet:`),
+		regexp.MustCompile(`skipping reply for event SMFIC_HELO from milter inet:`),
+		regexp.MustCompile(`skipping reply for event SMFIC_MAIL from milter inet:`),
+		regexp.MustCompile(`skipping event SMFIC_DATA for milter inet:`),
+	}
+	for _, re := range want {
+		if m := re.FindString(log); m == "" {
+			t.Errorf("Postfix's verbose log has no line matching %s", re)
+		} else {
+			t.Logf("postfix: %s", strings.TrimSpace(m))
+		}
+	}
+	if strings.Contains(log, "skipping reply for event SMFIC_RCPT") {
+		t.Error("Postfix skipped the reply at RCPT, where heloguard's refusals are delivered")
+	}
 	w.checkDecision(t, cl, w.hg.Check(t, ip, helo), "", "enforce", nil, s.QueueID(queuedRE))
 }
 

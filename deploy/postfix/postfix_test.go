@@ -72,6 +72,7 @@ type postfix struct {
 	maillog string
 	port    int // non-chrooted smtpd, haproxy protocol, milter over TCP
 	chPort  int // chrooted smtpd, haproxy protocol, milter over the unix socket
+	vPort   int // as port, with smtpd -v: it logs the milter negotiation and events
 }
 
 // newPostfix lays out the directories; start writes the config and starts it.
@@ -116,6 +117,10 @@ func newPostfix(t *testing.T) *postfix {
 	p.chPort = e2e.FreePort(t)
 	for p.chPort == p.port {
 		p.chPort = e2e.FreePort(t)
+	}
+	p.vPort = e2e.FreePort(t)
+	for p.vPort == p.port || p.vPort == p.chPort {
+		p.vPort = e2e.FreePort(t)
 	}
 	return p
 }
@@ -168,6 +173,8 @@ func (p *postfix) masterCF(sn snippet) string {
 127.0.0.1:%d inet n - y - - smtpd
   -o smtpd_upstream_proxy_protocol=haproxy
   -o smtpd_milters=%s
+127.0.0.1:%d inet n - n - - smtpd -v
+  -o smtpd_upstream_proxy_protocol=haproxy
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -187,7 +194,7 @@ local     unix  -       n       n       -       -       local
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-`, p.port, p.chPort, sn.unixSpec)
+`, p.port, p.chPort, sn.unixSpec, p.vPort)
 }
 
 // start writes main.cf and master.cf and starts the instance; Cleanup stops
@@ -204,7 +211,7 @@ func (p *postfix) start(t *testing.T, sn snippet) {
 	if out, err := p.run("start"); err != nil {
 		t.Fatalf("postfix -c %s start: %v\n%s\n--- maillog:\n%s", p.confDir, err, out, p.log())
 	}
-	for _, port := range []int{p.port, p.chPort} {
+	for _, port := range []int{p.port, p.chPort, p.vPort} {
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		if !e2e.WaitPort(addr, 15*time.Second) {
 			t.Fatalf("Postfix does not listen on %s within 15s\n--- maillog:\n%s", addr, p.log())
