@@ -1,0 +1,153 @@
+package milter_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+)
+
+// optnegReply sends the MTA's option negotiation (version, actions, protocol
+// flags offered) on a raw connection and returns heloguard's answer.
+func optnegReply(t *testing.T, addr string, version uint32, actions gomilter.OptAction, protocol gomilter.OptProtocol) (uint32, gomilter.OptAction, gomilter.OptProtocol) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := binary.BigEndian.AppendUint32(nil, version)
+	d = binary.BigEndian.AppendUint32(d, uint32(actions))
+	d = binary.BigEndian.AppendUint32(d, uint32(protocol))
+	if _, err := c.Write(packet('O', d)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hdr [5]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatalf("no answer to OPTNEG: %v", err)
+	}
+	if hdr[4] != 'O' {
+		t.Fatalf("answer to OPTNEG is %q, want 'O'", hdr[4])
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
+	if _, err := io.ReadFull(c, body); err != nil || len(body) < 12 {
+		t.Fatalf("OPTNEG answer of %d bytes: %v", len(body), err)
+	}
+	return binary.BigEndian.Uint32(body), gomilter.OptAction(binary.BigEndian.Uint32(body[4:])),
+		gomilter.OptProtocol(binary.BigEndian.Uint32(body[8:]))
+}
+
+// What Postfix 3.7 offers (its smtpd -v log: my_actions=0x1ff my_events=0x1fffff).
+const (
+	postfixActions  = gomilter.OptAction(0x1ff)
+	postfixProtocol = gomilter.OptProtocol(0x1fffff)
+)
+
+// heloguard asks for version 6, the header fields without replies, no DATA,
+// EOH, body or unknown events, and no replies at the stages before reject_at
+// (at none but end of message in monitor mode); a version 2 MTA gets version
+// 2 and only flags it offered.
+func TestNegotiation(t *testing.T) {
+	base := gomilter.OptNoHeaderReply | gomilter.OptNoBody | gomilter.OptNoEOH | gomilter.OptNoData | gomilter.OptNoUnknown
+	wantActions := gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptSetMacros
+	for _, tc := range []struct {
+		name, config string
+		want         gomilter.OptProtocol
+	}{
+		{"reject_at rcpt", "reject_at: rcpt\n", base | gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply},
+		{"reject_at mail", "reject_at: mail\n", base | gomilter.OptNoConnReply | gomilter.OptNoHeloReply},
+		{"reject_at helo", "reject_at: helo\n", base | gomilter.OptNoConnReply},
+		{"reject_at connect", "reject_at: connect\n", base},
+		{"monitor", "mode: monitor\n", base | gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply | gomilter.OptNoRcptReply},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, tc.config)
+			v, a, p := optnegReply(t, h.addr, 6, postfixActions, postfixProtocol)
+			if v != 6 || a != wantActions || p != tc.want {
+				t.Errorf("negotiated version %d actions %v protocol %v\nwant version 6 actions %v protocol %v", v, a, p, wantActions, tc.want)
+			}
+		})
+	}
+	t.Run("version 2 MTA", func(t *testing.T) {
+		h := start(t, "")
+		v2 := gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo |
+			gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH
+		v, a, p := optnegReply(t, h.addr, 2, gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine, v2)
+		if v != 2 || a != gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine || p != gomilter.OptNoBody|gomilter.OptNoEOH {
+			t.Errorf("negotiated version %d actions %v protocol %v; want version 2, the actions offered, NOBODY|NOEOH", v, a, p)
+		}
+	})
+	t.Run("version 1 MTA", func(t *testing.T) {
+		h := start(t, "")
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		d := binary.BigEndian.AppendUint32(nil, 1)
+		d = binary.BigEndian.AppendUint32(d, 0)
+		d = binary.BigEndian.AppendUint32(d, 0)
+		c.Write(packet('O', d))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 64)); err == nil {
+			t.Errorf("a version 1 MTA got %d bytes of answer; want the connection closed", n)
+		}
+	})
+}
+
+// With header fields negotiated without replies, nothing at all is sent back
+// to them, Authentication-Results included (which go-milter handles) and
+// others (which the conn discards): the MTA's next reply read is end of
+// message's.
+func TestHeadersGetNoReply(t *testing.T) {
+	h := start(t, "")
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := binary.BigEndian.AppendUint32(nil, 6)
+	d = binary.BigEndian.AppendUint32(d, uint32(postfixActions))
+	d = binary.BigEndian.AppendUint32(d, uint32(postfixProtocol))
+	var in []byte
+	in = append(in, packet('O', d)...)
+	conn := append(cstr("[104.47.38.131]"), '4', 0x9c, 0x40)
+	in = append(in, packet('C', append(conn, cstr("104.47.38.131")...))...)
+	in = append(in, packet('H', cstr("NAM02-BL2-obe.outbound.protection.outlook.com"))...)
+	in = append(in, packet('M', cstr("<a@contoso.example>"))...)
+	in = append(in, packet('R', cstr("<user@receiver.example>"))...)
+	for i := range 20 {
+		in = append(in, packet('L', cstr(fmt.Sprintf("X-Header-%d", i), "value"))...)
+	}
+	in = append(in, packet('L', cstr("Authentication-Results", "mx.receiver.example; spf=pass"))...)
+	in = append(in, packet('E', nil)...)
+	if _, err := c.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	for {
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		rest := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
+		if _, err := io.ReadFull(c, rest); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, hdr[4])
+		if hdr[4] == 'a' {
+			break
+		}
+	}
+	// OPTNEG, RCPT's continue, then end of message: the forged header deleted,
+	// ours inserted, accept.
+	if string(got) != "Ocmia" {
+		t.Errorf("answers %q, want \"Ocmia\" (OPTNEG, RCPT continue, change header, insert header, accept)", got)
+	}
+}
