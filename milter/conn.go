@@ -321,22 +321,24 @@ func (c *conn) peek(n int) ([]byte, error) {
 const arName = "Authentication-Results"
 
 // skippable reports whether a packet is one the session has no use for, which
-// the conn answers with continue itself: body chunks (the session ignores the
-// body), and header fields other than Authentication-Results (the only one the
-// session looks at; go-milter would keep every header of the message in a map
-// until the MTA aborts it, and Sendmail does not abort after a message). Such
-// packets are discarded as they arrive, whatever their size: Postfix passes a
-// header of up to header_size_limit (100 KiB by default) on to milters.
+// the conn discards itself (skipPacket answers it if its event was negotiated
+// with a reply): body chunks (the session ignores the body; not asked for),
+// macros of stages the session does not read (unusedMacros), and header
+// fields other than Authentication-Results (the only one the session looks
+// at). Such packets are discarded as they arrive, whatever their size, where
+// go-milter would read each whole: Postfix passes a header of up to
+// header_size_limit (100 KiB by default) on to milters.
 //
-// go-milter trims NULs from both ends of a header packet and splits it at NULs
-// into name and value, and the MTA counts header positions by name without
-// regard to ASCII case; a packet is passed on unless its first byte is not NUL
-// and its name, up to the first NUL or the end, is not Authentication-Results
-// in any ASCII case.
+// The MTA counts header positions by name without regard to ASCII case, so a
+// header packet is passed on unless its first byte is not NUL and its name, up
+// to the first NUL or the end, is not Authentication-Results in any ASCII
+// case (go-milter ends the session on a packet that is not name NUL value NUL).
 func (c *conn) skippable(code byte, size uint32) (bool, error) {
 	switch code {
 	case 'B':
 		return true, nil
+	case 'D':
+		return c.unusedMacros(size)
 	case 'L':
 	default:
 		return false, nil
@@ -356,6 +358,25 @@ func (c *conn) skippable(code byte, size uint32) (bool, error) {
 		return false, nil // Authentication-Results
 	}
 	return true, nil // a longer name
+}
+
+// unusedMacros reports whether a macro packet is for a stage whose macros the
+// session never reads: only those of CONNECT, MAIL, RCPT and end of message
+// are (negotiation asks for no others). go-milter would keep the last of each
+// stage for the whole connection.
+func (c *conn) unusedMacros(size uint32) (bool, error) {
+	if size < 2 {
+		return false, nil // let go-milter make of it what it does
+	}
+	b, err := c.peek(6)
+	if err != nil {
+		return false, err
+	}
+	switch b[5] {
+	case 'C', 'M', 'R', 'E':
+		return false, nil
+	}
+	return true, nil
 }
 
 func asciiEqualFold(b []byte, s string) bool {
@@ -394,8 +415,8 @@ func (c *conn) skipPacket(code byte, size uint32) error {
 		left -= int64(n)
 	}
 	c.packetDone()
-	if code == 'L' && c.protocol&gomilter.OptNoHeaderReply != 0 || code == 'B' && c.protocol&gomilter.OptNoBodyReply != 0 {
-		return nil // negotiated without a reply
+	if code == 'D' || code == 'L' && c.protocol&gomilter.OptNoHeaderReply != 0 || code == 'B' && c.protocol&gomilter.OptNoBodyReply != 0 {
+		return nil // macros get no reply; the others were negotiated without one
 	}
 	// SMFIR_CONTINUE, what go-milter would have answered.
 	c.reply = [5]byte{0, 0, 0, 1, 'c'}

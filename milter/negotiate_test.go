@@ -101,7 +101,7 @@ func TestNegotiation(t *testing.T) {
 }
 
 // With header fields negotiated without replies, nothing at all is sent back
-// to them, Authentication-Results included (which go-milter handles) and
+// to them (nor to macro packets, read or discarded), Authentication-Results included (which go-milter handles) and
 // others (which the conn discards): the MTA's next reply read is end of
 // message's.
 func TestHeadersGetNoReply(t *testing.T) {
@@ -118,6 +118,8 @@ func TestHeadersGetNoReply(t *testing.T) {
 	in = append(in, packet('O', d)...)
 	conn := append(cstr("[104.47.38.131]"), '4', 0x9c, 0x40)
 	in = append(in, packet('C', append(conn, cstr("104.47.38.131")...))...)
+	// Macros of a stage the session does not read: discarded by the conn, no reply.
+	in = append(in, packet('D', append([]byte{'H'}, cstr("{tls_version}", "TLSv1.3")...))...)
 	in = append(in, packet('H', cstr("NAM02-BL2-obe.outbound.protection.outlook.com"))...)
 	in = append(in, packet('M', cstr("<a@contoso.example>"))...)
 	in = append(in, packet('R', cstr("<user@receiver.example>"))...)
@@ -125,6 +127,7 @@ func TestHeadersGetNoReply(t *testing.T) {
 		in = append(in, packet('L', cstr(fmt.Sprintf("X-Header-%d", i), "value"))...)
 	}
 	in = append(in, packet('L', cstr("Authentication-Results", "mx.receiver.example; spf=pass"))...)
+	in = append(in, packet('D', append([]byte{'E'}, cstr("i", "4XQ1")...))...)
 	in = append(in, packet('E', nil)...)
 	if _, err := c.Write(in); err != nil {
 		t.Fatal(err)
