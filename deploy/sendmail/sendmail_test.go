@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,9 @@ var loopbackWorld = []string{
 
 type world struct {
 	hg    *e2e.Daemon
-	unix  *sendmail // milter over the unix socket, as heloguard.mc ships
-	tcp   *sendmail // the same snippet with an inet socket
+	unix  *sendmail           // milter over the unix socket, as heloguard.mc ships
+	tcp   *sendmail           // the same snippet with an inet socket
+	wire  *e2e.MilterRecorder // between unix and heloguard
 	swaks string
 	runs  []e2e.Run // sessions that heloguard judges
 }
@@ -73,7 +75,11 @@ func TestSendmail(t *testing.T) {
 		Listen:          []string{"unix:" + sock},
 		TrustedNetworks: []string{}, // every client here is on loopback
 	})
-	w.unix = startSendmail(t, in, "unix", "local:"+sock, true)
+	// Sendmail logs the milter protocol only to syslog: the unix instance
+	// reaches heloguard through a recorder of the packets (in the same safe
+	// directory). The inet one connects directly, for tcp-socket-timing.
+	w.wire = e2e.RecordMilter(t, filepath.Join(sockDir, "recorder.sock"), sock)
+	w.unix = startSendmail(t, in, "unix", "local:"+w.wire.Path, true)
 	w.tcp = startSendmail(t, in, "tcp", "inet:"+fmt.Sprint(w.hg.Port)+"@127.0.0.1", false)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -83,6 +89,7 @@ func TestSendmail(t *testing.T) {
 	})
 
 	t.Run("accepted", w.accepted)
+	t.Run("milter-protocol-v6", w.milterProtocol)
 	t.Run("forger-refused", w.forgerRefused)
 	t.Run("postmaster-exempt", w.postmasterExempt)
 	t.Run("ipv6-client", w.ipv6Client)
@@ -200,6 +207,154 @@ func (w *world) accepted(t *testing.T) {
 	if len(others) != 1 || !strings.Contains(others[0], "kept.example") {
 		t.Errorf("another server's Authentication-Results should be kept, got %q\n%s", others, m.Raw)
 	}
+}
+
+// milterProtocol: Sendmail and heloguard speak milter protocol version 6, as
+// seen on the wire (Sendmail logs it only to syslog): heloguard asks for no
+// DATA, unknown-command, end-of-header or body events and for no reply to
+// header fields or at the stages before reject_at (rcpt), and Sendmail keeps
+// to that: it sends none of those events and goes on without waiting after
+// CONNECT, HELO, MAIL and each header field. Only RCPT, where refusals are
+// delivered, and end of message, where the headers change, get an answer.
+func (w *world) milterProtocol(t *testing.T) {
+	exp := w.hg.Check(t, goodIP, goodHelo)
+	c := w.client(t, "milter-protocol", goodIP, goodHelo)
+	c.headers = []string{"Authentication-Results: mx.receiver.example; spf=pass smtp.helo=forged.example"}
+	s := swaks(t, w.swaks, w.unix.port, c)
+	if r := s.Reply("RCPT"); !strings.HasPrefix(r, "250 ") || s.QueueID(queuedRE) == "" {
+		t.Fatalf("RCPT got %q, end of data %q, want 250s\n%s", r, s.Reply("."), s.Out)
+	}
+	w.checkDecision(t, c, exp, "", s.QueueID(queuedRE))
+	w.unix.waitDelivered(t, c.id(), 1)
+	mc, ok := w.wire.WaitClient(c.port, 10*time.Second)
+	if !ok {
+		t.Fatalf("the recorder has no finished milter connection for client port %d; it has %d:\n%s", c.port, len(w.wire.Conns()), traces(w.wire.Conns()))
+	}
+	t.Logf("on the wire: %s", mc.Trace())
+	if mc.Err != nil {
+		t.Errorf("milter recorder: %v", mc.Err)
+	}
+
+	p := mc.Packets
+	if len(p) < 2 || p[0].Dir != e2e.FromMTA || p[0].Cmd != 'O' || p[1].Dir != e2e.FromMilter || p[1].Cmd != 'O' {
+		t.Fatalf("want Sendmail's OPTNEG, then heloguard's, got %s", mc.Trace())
+	}
+	offer, answer := p[0], p[1]
+	t.Logf("Sendmail offers version %d, actions %s, protocol %s", offer.Version, e2e.ActionFlags(offer.Actions), e2e.ProtocolFlags(offer.Protocol))
+	t.Logf("heloguard answers version %d, actions %s, protocol %s", answer.Version, e2e.ActionFlags(answer.Actions), e2e.ProtocolFlags(answer.Protocol))
+	if offer.Version != 6 {
+		t.Errorf("Sendmail offers milter protocol version %d, want 6", offer.Version)
+	}
+	if answer.Version != 6 {
+		t.Errorf("heloguard answers OPTNEG with version %d, want 6", answer.Version)
+	}
+	wantProto := []string{"SMFIP_NOBODY", "SMFIP_NOEOH", "SMFIP_NR_HDR", "SMFIP_NOUNKNOWN", "SMFIP_NODATA", "SMFIP_NR_CONN", "SMFIP_NR_HELO", "SMFIP_NR_MAIL"}
+	if got := e2e.ProtocolFlags(answer.Protocol); !slices.Equal(got, wantProto) {
+		t.Errorf("heloguard's OPTNEG protocol flags are %s, want %s", got, wantProto)
+	}
+	if slices.Contains(e2e.ProtocolFlags(answer.Protocol), "SMFIP_NR_RCPT") {
+		t.Errorf("heloguard asks for no reply at RCPT, where its refusals are delivered (reject_at: rcpt)")
+	}
+	wantActions := []string{"SMFIF_ADDHDRS", "SMFIF_CHGHDRS", "SMFIF_QUARANTINE", "SMFIF_SETSYMLIST"}
+	if got := e2e.ActionFlags(answer.Actions); !slices.Equal(got, wantActions) {
+		t.Errorf("heloguard's OPTNEG actions are %s, want %s", got, wantActions)
+	}
+
+	// Every packet heloguard sent after OPTNEG, with the MTA packet it follows:
+	// a reply sent where none is due lands after that command or a later one,
+	// so each command is checked for what follows it, not just the first.
+	count := map[byte]int{}
+	for _, x := range exchanges(p[2:]) {
+		cmd, replies := x.cmd.Cmd, e2e.MilterConn{Packets: x.replies}.Trace()
+		count[cmd]++
+		switch cmd {
+		case 'R':
+			if len(x.replies) != 1 || x.replies[0].Cmd != 'c' {
+				t.Errorf("heloguard answered RCPT with [%s], want one continue (c)", replies)
+			} else {
+				t.Logf("RCPT -> %s", replies)
+			}
+		case 'E':
+			checkEOM(t, x.replies)
+		default:
+			if len(x.replies) > 0 {
+				t.Errorf("heloguard answered Sendmail's %s with [%s], want no reply (%s)", x.cmd, replies, noReplyWhy[cmd])
+			}
+		}
+	}
+	for _, cmd := range "CHMRE" {
+		if n := count[byte(cmd)]; n != 1 {
+			t.Errorf("Sendmail sent %d %c packets, want 1", n, cmd)
+		}
+	}
+	if count['L'] == 0 {
+		t.Errorf("Sendmail sent no header fields (L): heloguard needs them to find forged Authentication-Results")
+	} else {
+		t.Logf("Sendmail sent %d header fields (L) without waiting for a reply", count['L'])
+	}
+	for cmd, flag := range map[byte]string{'B': "SMFIP_NOBODY", 'N': "SMFIP_NOEOH", 'T': "SMFIP_NODATA", 'U': "SMFIP_NOUNKNOWN"} {
+		if n := count[cmd]; n > 0 {
+			t.Errorf("Sendmail sent %d %c packets despite %s", n, cmd, flag)
+		}
+	}
+}
+
+// Why heloguard owes no reply to an MTA packet.
+var noReplyWhy = map[byte]string{
+	'C': "SMFIP_NR_CONN", 'H': "SMFIP_NR_HELO", 'M': "SMFIP_NR_MAIL", 'L': "SMFIP_NR_HDR",
+	'D': "macros get none", 'A': "abort gets none", 'Q': "quit gets none",
+}
+
+type exchange struct {
+	cmd     e2e.MilterPacket   // from the MTA
+	replies []e2e.MilterPacket // from heloguard, before the MTA's next packet
+}
+
+// exchanges groups packets by the MTA packet that each of heloguard's follows.
+func exchanges(ps []e2e.MilterPacket) []exchange {
+	var out []exchange
+	for _, p := range ps {
+		switch {
+		case p.Dir == e2e.FromMTA:
+			out = append(out, exchange{cmd: p})
+		case len(out) == 0:
+			out = append(out, exchange{replies: []e2e.MilterPacket{p}}) // a reply before any command
+		default:
+			out[len(out)-1].replies = append(out[len(out)-1].replies, p)
+		}
+	}
+	return out
+}
+
+// checkEOM: at end of message heloguard sends its header changes, among them
+// our Authentication-Results inserted (i), then accept (a) last.
+func checkEOM(t *testing.T, replies []e2e.MilterPacket) {
+	t.Helper()
+	trace := e2e.MilterConn{Packets: replies}.Trace()
+	if len(replies) == 0 || replies[len(replies)-1].Cmd != 'a' {
+		t.Errorf("heloguard answered end of message with [%s], want modifications, then accept (a)", trace)
+		return
+	}
+	inserted := false
+	for _, r := range replies[:len(replies)-1] {
+		if !strings.ContainsRune("+-2behimpq", rune(r.Cmd)) {
+			t.Errorf("heloguard sent %s before its final reply at end of message, want only modifications: [%s]", r, trace)
+		}
+		inserted = inserted || r.Cmd == 'i' && r.Header == "Authentication-Results"
+	}
+	if !inserted {
+		t.Errorf("heloguard's end-of-message packets [%s] insert no Authentication-Results (i)", trace)
+	}
+	t.Logf("end of message -> %s", trace)
+}
+
+func traces(cs []e2e.MilterConn) string {
+	var b strings.Builder
+	for _, c := range cs {
+		addr, port := c.Client()
+		fmt.Fprintf(&b, "  client %s port %d (closed %v, error %v): %s\n", addr, port, c.Closed, c.Err, c.Trace())
+	}
+	return b.String()
 }
 
 // forgerRefused: a HELO whose SPF fails for the client is refused at RCPT
@@ -350,7 +505,8 @@ func (w *world) decisionLog(t *testing.T) {
 }
 
 // milterDown: with heloguard stopped, the snippet's F=T makes Sendmail refuse
-// temporarily instead of passing mail unjudged.
+// temporarily instead of passing mail unjudged. (Through the recorder the
+// milter connection opens and is closed at once, rather than refused.)
 func (w *world) milterDown(t *testing.T) {
 	w.hg.Stop(t)
 	c := client{name: "milter-down", ip: goodIP, port: freeSourcePort(t, goodIP), helo: goodHelo, rcpts: []string{"user@receiver.example"}}

@@ -13,10 +13,12 @@
 //   - decisions.go: its decision log and the policy's own answer to compare
 //     with (Decision, Decisions, DecisionsFor, WaitDecision, Check);
 //   - metrics.go: its metrics page, as Prometheus scrapes it (Scrape);
+//   - milterwire.go: a proxy between an MTA and the daemon's unix socket that
+//     records the milter packets both ways (RecordMilter, MilterConn);
 //
 // and, for the tests through a real MTA, swaks sessions and their transcripts
 // (swaks.go), delivered messages (mail.go) and the one-decision-per-session
 // check (runs.go).
 //
-// Everything listens on and talks to 127.0.0.1 only.
+// Everything listens on and talks to 127.0.0.1 only, or unix sockets.
 package e2e
