@@ -150,6 +150,10 @@ func (s *Summary) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "  %-15s %s\n  %-15s %s\n", t.Name, neg, "", t.Spec)
 	}
 	fmt.Fprintln(w)
+	if len(s.Runs) == 0 {
+		fmt.Fprintln(w, "no run was completed")
+		return
+	}
 	s.writeRows(w)
 	fmt.Fprintln(w, "\nstages: p50/p99 in ms; x same, x nohdr: sessions/s over noop-same's, noop-noheaders'; p99 x same: p99 over noop-same's;")
 	fmt.Fprintln(w, "cpu: CPU time per session of the bench process (the client) and of the target process, when the bench started it")
@@ -166,10 +170,19 @@ func (s *Summary) writeRows(w io.Writer) {
 	for _, m := range s.Medians {
 		r := m.Result
 		row := []string{strconv.Itoa(m.Headers), m.Target, strconv.FormatFloat(m.Rate, 'f', 0, 64),
-			ratio(m.RateVsSame), ratio(m.RateVsNoHeaders),
-			ms(r.Whole.P50), ms(r.Whole.P90), ms(r.Whole.P99), ms(r.Whole.Max), ratio(m.P99VsSame)}
+			ratio(m.RateVsSame), ratio(m.RateVsNoHeaders)}
+		if r.Whole.N == 0 {
+			row = append(row, "-", "-", "-", "-")
+		} else {
+			row = append(row, ms(r.Whole.P50), ms(r.Whole.P90), ms(r.Whole.P99), ms(r.Whole.Max))
+		}
+		row = append(row, ratio(m.P99VsSame))
 		for _, d := range r.Stages {
-			row = append(row, ms(d.P50)+"/"+ms(d.P99))
+			if d.N == 0 {
+				row = append(row, "-")
+			} else {
+				row = append(row, ms(d.P50)+"/"+ms(d.P99))
+			}
 		}
 		row = append(row, strconv.Itoa(r.Errors), cpu(r))
 		rows = append(rows, row)

@@ -82,6 +82,51 @@ func TestRunAgainstReference(t *testing.T) {
 	}
 }
 
+// The library's own do-nothing milter, as it comes: protocol 6 and 2, and
+// with SMFIP_SKIP, which it answers to RCPT, header fields and body chunks.
+func TestRunAgainstNoOpMilter(t *testing.T) {
+	w := testWorld(t)
+	v2 := milter.WithNegotiationCallback(func(_, _ uint32, _, acts milter.OptAction, _, proto milter.OptProtocol, _ milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+		return 2, acts, proto, milter.DataSize64K, nil
+	})
+	for _, tc := range []struct {
+		name    string
+		opts    []milter.Option
+		version uint32
+	}{
+		{"v6", nil, 6},
+		{"v2", []milter.Option{v2}, 2},
+		{"v6 skip", []milter.Option{milter.WithProtocol(milter.OptSkip)}, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "noop.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := milter.NewServer(append(tc.opts, milter.WithMilter(func() milter.Milter { return milter.NoOpMilter{} }))...)
+			go srv.Serve(ln)
+			defer srv.Close()
+			r, err := Run(context.Background(), Options{Target: Target{Name: "noop", Network: "unix", Address: sock}, World: w,
+				Workers: 4, Sessions: 200, Headers: 4, Version: 6, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Sessions != 200 || r.Errors != 0 {
+				t.Fatalf("%d sessions, %d errors: %+v", r.Sessions, r.Errors, r.ErrorSamples)
+			}
+			for id, vs := range r.Verdicts {
+				if len(vs) != 1 || vs["accepted"] == 0 {
+					t.Errorf("%s: %v", id, vs)
+				}
+			}
+			if r.Negotiated.Version != tc.version {
+				t.Errorf("negotiated %s", r.Negotiated)
+			}
+		})
+	}
+}
+
 // countingMilter counts header events and, having negotiated NR_HDR, sends
 // no reply to them: a client that waited for one would never finish.
 type countingMilter struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -131,6 +132,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		s.Targets = append(s.Targets, info)
 	}
 	err = b.runAll(ctx, world, targets, env, s, stderr)
+	if errors.Is(err, context.Canceled) {
+		err = errors.New("interrupted")
+	}
 	if err != nil {
 		s.Interrupt = err.Error()
 		fmt.Fprintf(stderr, "heloguard bench: %v\n", err)
