@@ -6,14 +6,17 @@
 #                   and run every test, end to end included
 #   make check      the same tests without installing anything (the dependencies
 #                   are still verified, so a missing one is a setup error)
-#   make bench      the benchmarks reported in BENCHMARKS.md
+#   make bench      build ./heloguard and load it as Postfix does, beside two
+#                   do-nothing milters (heloguard bench --headers 4,20): one
+#                   summary table, about a minute and a half (BENCHMARKS.md)
+#   make bench-go   the go test benchmarks reported in BENCHMARKS.md
 #   make soak       the soak and lifecycle test (deploy/soak; 60 s by default)
 #   make deb        the Debian package heloguard_<version>_<arch>.deb
 #                   (deploy/deb/build.sh; VERSION=1.2.3 sets the version)
 
 GO ?= go
 
-.PHONY: all build deb test check deps verify-deps lint bench fuzz soak
+.PHONY: all build deb test check deps verify-deps lint bench bench-go fuzz soak
 
 all: build
 
@@ -63,7 +66,11 @@ lint:
 soak:
 	HELOGUARD_SOAK=1 $(GO) test -count=1 -v -run TestSoak -timeout 30m ./deploy/soak/
 
-bench:
+# Progress goes to stderr, the table to stdout.
+bench: build
+	./heloguard bench --headers 4,20
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy/ ./dnscache/ ./milter/
 
 fuzz:

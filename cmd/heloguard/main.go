@@ -8,6 +8,7 @@
 //	heloguard validate [--config F]
 //	heloguard replay [--config F] LOG
 //	heloguard postfix-config [--socket SPEC] [--config F] [-c DIR]
+//	heloguard bench [--target NAME=SPEC]... [--headers N,...] [--json]
 //	heloguard version                      (also: heloguard --version)
 package main
 
@@ -33,6 +34,9 @@ usage:
   heloguard postfix-config [--socket SPEC] [--config FILE] [-c DIR]
                                                     print the postconf commands that add heloguard
                                                     to Postfix, keeping its other milters
+  heloguard bench [--target NAME=SPEC]... [--headers N,...] [--json]
+                                                    load milters as Postfix does, beside do-nothing
+                                                    ones (loopback and unix sockets only)
   heloguard version                                 version, commit and Go version (also --version)
 
 Run "heloguard COMMAND -h" for a command's flags.
@@ -75,8 +79,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdPostfixConfig(args, stdout, stderr)
 	case "version":
 		return cmdVersion(args, stdout, stderr)
+	case "bench":
+		return cmdBench(args, stdout, stderr)
 	case "man": // not in the usage: the Debian package's build runs it
 		return cmdMan(args, stdout, stderr)
+	case "bench-milter": // not in the usage: bench runs it
+		return cmdBenchMilter(args, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -52,6 +52,17 @@ milter_default_action chosen for the other milters is left alone, and heloguard'
 entry then carries its own default_action=tempfail. The current values are read
 with postconf -h; nothing is changed. Review the commands, run them, then
 postfix check and postfix reload.`},
+	{"bench", `Load milters the way Postfix 3.7 drives them (protocol 6, or 2 with
+--protocol 2): concurrent sessions of CONNECT with macros, HELO, MAIL, two RCPTs,
+DATA, a realistic header of --headers fields, end of header, a body chunk, end of
+message, ABORT and QUIT, over the clients of a scenario file, honouring the events
+and replies each milter negotiated away. Without --target it sets up everything on
+loopback and unix sockets in a temporary directory: a DNS server serving the
+world, heloguard serve, and two do-nothing reference milters, one negotiating what
+heloguard negotiated and one without header events; all are stopped at the end.
+Prints sessions/s, latency percentiles per stage, the ratios to the reference
+milters, verdicts and errors. Exits 1 when a session had a protocol error. It
+refuses any address off loopback.`},
 	{"version", `Print the version, the commit heloguard was built from (marked
 "(modified)" when the tree had uncommitted changes) and the Go version. Also
 heloguard --version.`},

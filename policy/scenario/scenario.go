@@ -60,6 +60,11 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(path, data)
+}
+
+// Parse checks the text of a scenario file; path names it in errors.
+func Parse(path string, data []byte) (*File, error) {
 	f := &File{Path: path}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
