@@ -9,8 +9,7 @@ import (
 
 // LibraryLog is an io.Writer for the standard library's log package, where
 // go-milter writes its own messages ("Error reading milter command: …",
-// "Unrecognized command code: %c" with a byte the peer chose, and recovered
-// panics). It turns each line into a structured operational log line, so the
+// "Unrecognized command code: %s" with a byte the peer chose, …). It turns each line into a structured operational log line, so the
 // stream keeps one format and no raw peer byte reaches it: slog's JSON escapes
 // control bytes and replaces invalid UTF-8.
 //
@@ -24,8 +23,14 @@ func (l LibraryLog) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
 		msg := string(line)
 		level := slog.LevelWarn
-		if strings.Contains(msg, "panic") {
+		switch {
+		case strings.Contains(msg, "panic"):
 			level = slog.LevelError
+		case strings.Contains(msg, "could not send the needed macros"):
+			// An MTA that lets a milter ask for no macros (Postfix with
+			// milter_protocol = 2): it sends its defaults, which hold the
+			// ones heloguard reads. Said once per session: not a warning.
+			level = slog.LevelDebug
 		}
 		l.Log.Log(context.Background(), level, "milter library", "detail", msg)
 	}

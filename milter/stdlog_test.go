@@ -37,4 +37,10 @@ func TestLibraryLog(t *testing.T) {
 	if !strings.Contains(lines[2], `"level":"ERROR"`) {
 		t.Errorf("a panic is not an error: %s", lines[2])
 	}
+	// Once per session with an MTA that takes no symbol list: debug only.
+	out.Reset()
+	l.Printf("milter: warning: milter could not send the needed macros since MTA does not support this")
+	if out.Len() != 0 {
+		t.Errorf("logged at the default level: %s", out.String())
+	}
 }
