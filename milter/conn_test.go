@@ -138,8 +138,12 @@ func TestHugeHeloEndsSession(t *testing.T) {
 	helo := longName(1<<20 - 2) // with the command byte and NUL: go-milter's maximum
 	a, err := m.cs.Helo(helo)
 	if err == nil {
-		// The write fits in the socket buffers; the session must be gone.
+		// The write fits in the socket buffers; the session must be gone. HELO
+		// and MAIL get no reply (SMFIP_NR_HELO, NR_MAIL): RCPT waits for one.
 		_, err = m.cs.Mail("<a@one-to-one.example>", "")
+	}
+	if err == nil {
+		_, err = m.cs.Rcpt("<user@receiver.example>", "")
 	}
 	if err == nil {
 		t.Fatalf("a %d-byte HELO packet was taken (helo answered %v)", len(helo)+2, a)
