@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +36,8 @@ type conn struct {
 	tcp           bool
 	once          sync.Once
 	out           []byte               // bytes written and not yet sent, see Write
-	held          []byte               // the rest of a packet read whole, for go-milter (holdConnect)
+	held          []byte               // the rest of a packet read whole, for go-milter (holdPacket)
+	hold          []byte               // holdPacket's buffer, reused
 	version       uint32               // the milter protocol version negotiated
 	actions       gomilter.OptAction   // the actions negotiated
 	protocol      gomilter.OptProtocol // the protocol flags negotiated: which events get no reply
@@ -154,7 +156,7 @@ func (c *conn) SetWriteDeadline(time.Time) error { return nil }
 // Limits on the packets an MTA sends.
 const (
 	// maxPacket bounds a packet go-milter reads into memory (its own limit is
-	// 1 MiB, read whole and copied again into strings). The largest packets
+	// 512 MiB, read whole and copied again into strings). The largest packets
 	// Postfix and Sendmail send are body chunks (MILTER_CHUNK_SIZE, 65535
 	// bytes) and header fields; both are skipped here unless they are
 	// Authentication-Results headers (see skippable), so what reaches
@@ -237,8 +239,9 @@ func (c *conn) nextPacket() error {
 	if size > maxPacket {
 		return c.drop(fmt.Sprintf("a packet (command %q) announced %d bytes; the limit is %d", hdr[4], size, maxPacket))
 	}
-	if hdr[4] == 'C' {
-		return c.holdConnect(size)
+	switch hdr[4] {
+	case 'C', 'M', 'R':
+		return c.holdPacket(hdr[4], size)
 	}
 	c.left = 4 + int(size)
 	if hdr[4] == 'Q' {
@@ -247,14 +250,19 @@ func (c *conn) nextPacket() error {
 	return nil
 }
 
-// holdConnect reads a CONNECT packet whole and holds it for go-milter, with
-// an address go-milter would refuse taken out. go-milter ends the session on a
-// family 4 or 6 CONNECT whose address does not parse (the MTA then applies its
+// holdPacket reads a CONNECT, MAIL or RCPT packet whole and checks it before
+// go-milter sees it. go-milter cuts these packets at their first NUL without
+// checking there is one (and a CONNECT's family byte after it): such a packet
+// would panic its session's goroutine, and with it the whole daemon (go-milter
+// recovers no panic). It ends the session here instead. A CONNECT with an
+// address go-milter would refuse is handed on as family U (connectAsUnknown):
+// go-milter would end the session (the MTA then applies its
 // milter_default_action, a tempfail in Postfix); the session instead judges
-// such a client by the {client_addr} macro or the host name, or refuses it by
-// unknown_client_action (clientIP), as for family U, which it becomes.
-func (c *conn) holdConnect(size uint32) error {
-	pkt := make([]byte, 4+int(size))
+// such a client by the {client_addr} macro or the host name, or by
+// unknown_client_action (clientIP).
+func (c *conn) holdPacket(code byte, size uint32) error {
+	c.hold = slices.Grow(c.hold[:0], 4+int(size))[:4+int(size)]
+	pkt := c.hold
 	for got := 0; got < len(pkt); {
 		if c.r.Buffered() == 0 {
 			if err := c.awaitMore(); err != nil {
@@ -268,7 +276,16 @@ func (c *conn) holdConnect(size uint32) error {
 		}
 	}
 	c.packetDone()
-	c.held = connectAsUnknown(pkt)
+	data := pkt[5:]
+	nul := bytes.IndexByte(data, 0)
+	if nul < 0 || code == 'C' && nul == len(data)-1 {
+		c.srv.metrics.protocolError(ProtocolMalformed)
+		return c.drop(fmt.Sprintf("a malformed packet (command %q): no NUL-terminated first string, or a CONNECT without its family", code))
+	}
+	if code == 'C' {
+		pkt = connectAsUnknown(pkt)
+	}
+	c.held = pkt
 	return nil
 }
 

@@ -129,8 +129,8 @@ func TestOversizedARHeaderEndsSession(t *testing.T) {
 }
 
 // A packet longer than any an MTA sends ends the session, with a bounded log
-// line, before go-milter would read it: the largest HELO go-milter itself
-// takes (1 MiB) is refused here.
+// line, before go-milter would read it: a 1 MiB HELO (go-milter itself takes
+// up to 512 MiB) is refused here.
 func TestHugeHeloEndsSession(t *testing.T) {
 	h := start(t, "")
 	m := h.dial(t)
@@ -171,10 +171,10 @@ func TestHugeHeloEndsSession(t *testing.T) {
 // A packet that announces more than the limit is never allocated: the bytes
 // allocated while the server reads its length and closes the session are far
 // below the announced size (go-milter alone would allocate all of it, up to
-// 1 MiB, before reading the data).
+// 512 MiB, before reading the data).
 func TestOversizedPacketNotAllocated(t *testing.T) {
 	h := start(t, "")
-	const announced = 1 << 20 // go-milter's own limit, so that it would take it
+	const announced = 1 << 20 // within go-milter's own limit, so that it would take it
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -199,5 +199,59 @@ func TestOversizedPacketNotAllocated(t *testing.T) {
 	t.Logf("%d bytes allocated while a %d-byte packet was announced and refused", after.TotalAlloc-before.TotalAlloc, announced)
 	if got := after.TotalAlloc - before.TotalAlloc; got > announced/4 {
 		t.Errorf("%d bytes allocated for a packet announcing %d", got, announced)
+	}
+}
+
+// CONNECT, MAIL and RCPT packets that go-milter would slice past their end (no
+// NUL after the first string; a CONNECT without its family byte) end their
+// own session, counted as malformed; go-milter recovers no panic, so one such
+// packet used to be able to end the daemon. The server goes on serving.
+func TestMalformedPacketsEndOnlyTheirSession(t *testing.T) {
+	h := start(t, "")
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"MAIL without NUL", packet('M', []byte("<a@b.example>"))},
+		{"RCPT without NUL", packet('R', []byte("<u@receiver.example>"))},
+		{"CONNECT without NUL", packet('C', []byte("host"))},
+		{"CONNECT without family", packet('C', []byte("host\x00"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			d := binary.BigEndian.AppendUint32(nil, 6)
+			d = binary.BigEndian.AppendUint32(d, 0x1ff)
+			d = binary.BigEndian.AppendUint32(d, 0x1fffff)
+			in := packet('O', d)
+			if tc.pkt[4] != 'C' {
+				in = append(in, packet('C', append(cstr("[192.0.2.25]"), '4', 0x9c, 0x40, '1', '9', '2', '.', '0', '.', '2', '.', '2', '5', 0))...)
+			}
+			if _, err := c.Write(append(in, tc.pkt...)); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadAll(c); err != nil {
+				t.Fatalf("the session was not closed: %v", err)
+			}
+		})
+	}
+	// Still serving.
+	m := h.dial(t)
+	m.connect(oneToOneIP)
+	m.helo("mail.one-to-one.example")
+	m.mail("<a@one-to-one.example>")
+	wantContinue(t, "rcpt after the malformed sessions", m.rcpt("<user@receiver.example>"))
+	found := 0
+	for _, line := range h.ops.lines() {
+		if strings.Contains(line, "a malformed packet") {
+			found++
+		}
+	}
+	if found != 4 {
+		t.Errorf("%d 'malformed packet' log lines, want 4:\n%s", found, strings.Join(h.ops.lines(), "\n"))
 	}
 }

@@ -19,7 +19,7 @@ import (
 // config (reject_at rcpt, or connect in monitor mode with unknown clients
 // rejected); the rest is the stream: truncated, oversized and out-of-order
 // packets, garbage macros, odd CONNECT families. The server must not panic
-// (go-milter recovers a session's panic and logs it), must close every
+// (go-milter recovers none: a panic would end the daemon), must close every
 // session, let its goroutines go, and never hang. Seeds:
 // testdata/fuzz/FuzzMilterPackets.
 func FuzzMilterPackets(f *testing.F) {

@@ -155,12 +155,18 @@ func (h *harness) dial(t *testing.T) *mta {
 // protocol version.
 func (h *harness) dialVersion(t *testing.T, version uint32) *mta {
 	t.Helper()
-	macros := gomilter.NewMacroBag()
 	opts := []gomilter.Option{gomilter.WithMaximumVersion(version)}
 	if version < 6 { // what a version 2 MTA offers: the SMFIP_NO* flags of events
 		opts = append(opts, gomilter.WithProtocols(gomilter.OptNoConnect|gomilter.OptNoHelo|gomilter.OptNoMailFrom|
 			gomilter.OptNoRcptTo|gomilter.OptNoBody|gomilter.OptNoHeaders|gomilter.OptNoEOH))
 	}
+	return h.dialWith(t, opts...)
+}
+
+// dialWith opens an MTA connection with go-milter's client options.
+func (h *harness) dialWith(t *testing.T, opts ...gomilter.Option) *mta {
+	t.Helper()
+	macros := gomilter.NewMacroBag()
 	c := gomilter.NewClient("tcp", h.addr, opts...)
 	cs, err := c.Session(macros)
 	if err != nil {

@@ -15,10 +15,20 @@ import (
 // endOfMessage removes forged Authentication-Results, adds ours (RFC 8601: iprev
 // with policy.iprev, spf with smtp.helo) and applies quarantine and tag actions.
 // Modifications are legal only here, at end of message.
+//
+// An MTA that did not let us take an action (a modification negotiation left
+// out) does not get it: the message goes on without it, rather than the
+// session ending on go-milter's refusal to send it and the MTA applying its
+// default action to the message.
 func (s *session) endOfMessage(m gomilter.Modifier) error {
+	can := m.Actions()
+	if len(s.arIndex) > 0 && can&gomilter.OptChangeHeader == 0 {
+		s.srv.ops.Warn("an Authentication-Results header claiming our authserv-id stays in the message: the MTA does not let heloguard change headers (SMFIF_CHGHDRS)",
+			"client_ip", s.ip.String(), "queue_id", s.queueID)
+	}
 	// Delete from the last so earlier indexes stay right. This holds for every
 	// client, judged or not: nobody may speak for our authserv-id.
-	for i := len(s.arIndex) - 1; i >= 0; i-- {
+	for i := len(s.arIndex) - 1; i >= 0 && can&gomilter.OptChangeHeader != 0; i-- {
 		if err := m.ChangeHeader(s.arIndex[i], "Authentication-Results", ""); err != nil {
 			return err
 		}
@@ -27,7 +37,7 @@ func (s *session) endOfMessage(m gomilter.Modifier) error {
 	if v == nil {
 		return nil // a local client (unix socket), or no HELO and no MAIL judged
 	}
-	if !v.Trusted && s.ip.IsValid() { // a client without an address has no iprev to report
+	if !v.Trusted && s.ip.IsValid() && can&(gomilter.OptAddHeader|gomilter.OptChangeHeader) != 0 { // a client without an address has no iprev to report
 		if err := m.InsertHeader(1, "Authentication-Results", s.authResults(v)); err != nil {
 			return err
 		}
@@ -40,13 +50,15 @@ func (s *session) endOfMessage(m gomilter.Modifier) error {
 		would = fmt.Sprintf("tagged by rule %s", v.Rule)
 	case v.Action == policy.ActionQuarantine && (v.Monitor || s.st.Cfg.Mode == config.ModeMonitor):
 		would = fmt.Sprintf("quarantine by rule %s, not enforced (monitor)", v.Rule)
+	case v.Action == policy.ActionQuarantine && can&gomilter.OptQuarantine == 0:
+		would = fmt.Sprintf("quarantine by rule %s, not possible (the MTA does not allow it)", v.Rule)
 	case v.Action == policy.ActionQuarantine:
 		if err := m.Quarantine("heloguard rule " + v.Rule); err != nil {
 			return err
 		}
 		would = fmt.Sprintf("quarantined by rule %s", v.Rule)
 	}
-	if would != "" {
+	if would != "" && can&gomilter.OptAddHeader != 0 {
 		return m.AddHeader("X-Heloguard", would)
 	}
 	return nil

@@ -266,3 +266,34 @@ func TestAuthResultsUnsafePTRName(t *testing.T) {
 		})
 	}
 }
+
+// An MTA that lets heloguard add headers but not change them or quarantine:
+// the message goes on without those modifications (a forged header stays, and
+// that is logged), rather than the session ending and the MTA applying its
+// default action.
+func TestActionsNotOffered(t *testing.T) {
+	h := start(t, `extra_rules:
+  - {name: hold-forgers, match: {spf_helo: fail}, action: quarantine}
+`)
+	m := h.dialWith(t, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptSetMacros))
+	m.connect(forgerIP)
+	m.helo(o365Helo)
+	m.mail("<a@contoso.example>")
+	wantContinue(t, "rcpt", m.rcpt("<user@receiver.example>"))
+	mods, a := m.message("Authentication-Results", "mx.receiver.example; spf=pass")
+	wantAccept(t, "eom", a)
+	for _, mod := range mods {
+		if mod.Type == gomilter.ActionChangeHeader || mod.Type == gomilter.ActionQuarantine {
+			t.Errorf("a modification the MTA did not allow: %+v", mod)
+		}
+	}
+	if x, _ := header(mods, "X-Heloguard"); !strings.Contains(x, "not possible") {
+		t.Errorf("X-Heloguard = %q, want it to say the quarantine was not possible", x)
+	}
+	if _, ok := header(mods, "Authentication-Results"); !ok {
+		t.Errorf("no Authentication-Results added: %+v", mods)
+	}
+	if !strings.Contains(strings.Join(h.ops.lines(), "\n"), "stays in the message") {
+		t.Errorf("the forged header that stays is not logged:\n%s", strings.Join(h.ops.lines(), "\n"))
+	}
+}

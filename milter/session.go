@@ -2,7 +2,10 @@ package milter
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -43,7 +46,8 @@ type verdict struct {
 	logged    bool
 }
 
-func (s *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
+	defer s.guard(&err)
 	// One CONNECT per connection from a real MTA; should another come, it
 	// starts afresh.
 	s.flushLog()
@@ -95,7 +99,8 @@ func (s *session) decisionCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.lookupCtx(), s.st.Cfg.DecisionTimeout)
 }
 
-func (s *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) Helo(name string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
+	defer s.guard(&err)
 	if s.local {
 		return gomilter.RespContinue, nil
 	}
@@ -168,7 +173,8 @@ func (s *session) deliver(v *verdict, stage string) *gomilter.Response {
 	return replyResponse(v.Reply)
 }
 
-func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
+	defer s.guard(&err)
 	s.arIndex, s.arCount = nil, 0 // a new message (Sendmail sends no abort after EOM)
 	if s.local {
 		return gomilter.RespContinue, nil
@@ -184,7 +190,8 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 	return s.deliver(s.verdict, config.StageMail), nil
 }
 
-func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
+	defer s.guard(&err)
 	if s.local || s.verdict == nil {
 		return gomilter.RespContinue, nil
 	}
@@ -229,13 +236,15 @@ func (s *session) captureQueueID(m gomilter.Modifier) {
 
 // NewConnection is called when the MTA reuses the milter connection for a
 // new SMTP session (SMFIC_QUIT_NC): it starts afresh, as at CONNECT.
-func (s *session) NewConnection(m gomilter.Modifier) error {
+func (s *session) NewConnection(m gomilter.Modifier) (err error) {
+	defer s.guard(&err)
 	s.flushLog()
 	s.arIndex, s.arCount, s.authUser, s.queueID = nil, 0, "", ""
 	return nil
 }
 
-func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) Header(name, value string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
+	defer s.guard(&err)
 	if !strings.EqualFold(name, "Authentication-Results") {
 		return gomilter.RespContinue, nil
 	}
@@ -248,7 +257,8 @@ func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Res
 
 // EndOfMessage: headers and quarantine. go-milter answers accept for the
 // continue returned here; that ends the message, not the session.
-func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) EndOfMessage(m gomilter.Modifier) (_ *gomilter.Response, err error) {
+	defer s.guard(&err)
 	s.captureQueueID(m)
 	if err := s.endOfMessage(m); err != nil {
 		return nil, err
@@ -285,6 +295,25 @@ func (s *session) Unknown(string, gomilter.Modifier) (*gomilter.Response, error)
 // Cleanup is go-milter's last call; the conn's Close, which follows it, ends
 // the session (closed).
 func (s *session) Cleanup(gomilter.Modifier) {}
+
+var errPanic = errors.New("milter: the session panicked (a bug of heloguard's; logged with its stack)")
+
+// guard turns a panic in a callback, a bug of ours, into the end of this
+// session alone, logged with its stack: go-milter recovers none, and the
+// daemon would end with every session in it. The MTA applies its
+// milter_default_action (tempfail) to this one.
+func (s *session) guard(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	attrs := []any{"panic", fmt.Sprint(r), "stack", string(debug.Stack())}
+	if s.ip.IsValid() {
+		attrs = append(attrs, "client_ip", s.ip.String())
+	}
+	s.srv.ops.Error("a milter session panicked; closing it", attrs...)
+	*err = errPanic
+}
 
 // closed runs when the MTA closes the socket: the decision is logged if it was
 // not yet, and the connection's DNS work is let go.
