@@ -229,22 +229,25 @@ func (c *conn) nextPacket() error {
 	if err != nil {
 		return c.readFailed(err, true)
 	}
-	skip, err := c.skippable(hdr[4], size)
+	// The command is copied: hdr points into the buffer, which the next peek
+	// may move.
+	code := hdr[4]
+	skip, err := c.skippable(code, size)
 	if err != nil {
 		return c.readFailed(err, true)
 	}
 	if skip {
-		return c.skipPacket(hdr[4], size)
+		return c.skipPacket(code, size)
 	}
 	if size > maxPacket {
-		return c.drop(fmt.Sprintf("a packet (command %q) announced %d bytes; the limit is %d", hdr[4], size, maxPacket))
+		return c.drop(fmt.Sprintf("a packet (command %q) announced %d bytes; the limit is %d", code, size, maxPacket))
 	}
-	switch hdr[4] {
+	switch code {
 	case 'C', 'M', 'R':
-		return c.holdPacket(hdr[4], size)
+		return c.holdPacket(code, size)
 	}
 	c.left = 4 + int(size)
-	if hdr[4] == 'Q' {
+	if code == 'Q' {
 		c.ended = true // SMFIC_QUIT: the MTA is done with this connection
 	}
 	return nil

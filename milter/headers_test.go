@@ -165,7 +165,7 @@ func TestForgedAuthResultsSpellings(t *testing.T) {
 			m.rcpt("<user@receiver.example>")
 			// The spelling sits between two headers that are someone else's
 			// and one that is plainly ours, so its position is the second.
-			mods, _ := m.message(
+			mods, fin := m.message(
 				"Authentication-Results", "other.example; spf=pass smtp.mailfrom=contoso.example",
 				"Subject", "not counted: positions are per header name",
 				"Authentication-Results", tc.value,
@@ -177,7 +177,7 @@ func TestForgedAuthResultsSpellings(t *testing.T) {
 				want = []uint32{4, 2}
 			}
 			if got := deletedAuthResults(mods); fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("deleted Authentication-Results at %v, want %v", got, want)
+				t.Errorf("deleted Authentication-Results at %v, want %v; mods %+v\nfinal %v", got, want, mods, fin)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,11 +102,21 @@ func TestNegotiation(t *testing.T) {
 }
 
 // With header fields negotiated without replies, nothing at all is sent back
-// to them (nor to macro packets, read or discarded), Authentication-Results included (which go-milter handles) and
-// others (which the conn discards): the MTA's next reply read is end of
-// message's.
+// to them (nor to macro packets, read or discarded), Authentication-Results
+// included (which go-milter handles) and others (which the conn discards):
+// the MTA's next reply read is end of message's. Each run stops writing for a
+// moment after the length and command of one header field, as go-milter's
+// client and Sendmail do (two writes a packet): the conn has the start of a
+// packet and must wait for more, moving its read buffer (a command byte read
+// from the buffer before the move was once taken after it).
 func TestHeadersGetNoReply(t *testing.T) {
 	h := start(t, "")
+	for split := range 22 {
+		headersGetNoReply(t, h, split)
+	}
+}
+
+func headersGetNoReply(t *testing.T, h *harness, split int) {
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -123,34 +134,48 @@ func TestHeadersGetNoReply(t *testing.T) {
 	in = append(in, packet('H', cstr("NAM02-BL2-obe.outbound.protection.outlook.com"))...)
 	in = append(in, packet('M', cstr("<a@contoso.example>"))...)
 	in = append(in, packet('R', cstr("<user@receiver.example>"))...)
+	at := 0 // where the writing pauses
+	in = append(in, packet('L', cstr("X-Long", strings.Repeat("x", 3000)))...)
 	for i := range 20 {
-		in = append(in, packet('L', cstr(fmt.Sprintf("X-Header-%d", i), "value"))...)
+		if i == split {
+			at = len(in) + 5
+		}
+		in = append(in, packet('L', cstr(fmt.Sprintf("X-Header-%d", i), strings.Repeat("v", i)))...)
+	}
+	if at == 0 {
+		at = len(in) + 5
 	}
 	in = append(in, packet('L', cstr("Authentication-Results", "mx.receiver.example; spf=pass"))...)
 	in = append(in, packet('D', append([]byte{'E'}, cstr("i", "4XQ1")...))...)
 	in = append(in, packet('E', nil)...)
-	if _, err := c.Write(in); err != nil {
-		t.Fatal(err)
+	// Three writes: up to the last 3 bytes of the packet before, those and
+	// the 5, the rest. The conn then holds the 5 bytes just past the start of
+	// its buffer, and reading the rest moves them there.
+	for _, part := range [][]byte{in[:at-8], in[at-8 : at], in[at:]} {
+		if _, err := c.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var got []byte
 	for {
 		var hdr [5]byte
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			t.Fatalf("after %q: %v", got, err)
+			t.Fatalf("pause in header field %d: after %q: %v", split, got, err)
 		}
 		rest := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
 		if _, err := io.ReadFull(c, rest); err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, hdr[4])
-		if hdr[4] == 'a' {
+		if hdr[4] == 'a' || len(got) > 10 {
 			break
 		}
 	}
 	// OPTNEG, RCPT's continue, then end of message: the forged header deleted,
 	// ours inserted, accept.
 	if string(got) != "Ocmia" {
-		t.Errorf("answers %q, want \"Ocmia\" (OPTNEG, RCPT continue, change header, insert header, accept)", got)
+		t.Errorf("pause in header field %d: answers %q, want \"Ocmia\" (OPTNEG, RCPT continue, change header, insert header, accept)", split, got)
 	}
 }

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"fmt"
 	"strings"
 
 	gomilter "github.com/d--j/go-milter"
@@ -18,7 +19,7 @@ func replyResponse(r policy.Reply) *gomilter.Response {
 	if code == 0 {
 		code = 550
 	}
-	resp, err := gomilter.RejectWithCodeAndReason(uint16(code), replyText(r))
+	resp, err := gomilter.RejectWithCodeAndReason(uint16(code), replyText(code, r))
 	if err != nil {
 		// Only a code outside 400-599, which config does not accept.
 		return gomilter.RespTempFail
@@ -26,21 +27,51 @@ func replyResponse(r policy.Reply) *gomilter.Response {
 	return resp
 }
 
+// maxReplyText bounds the text after the code, counting each % twice. go-milter
+// doubles each % and then cuts lines longer than 950 bytes into a multi-line
+// reply, and its cut can fall between the two %s of a pair: Postfix then
+// drops both, Sendmail throws the whole reply away for its default. A text of
+// at most 900 doubled bytes stays one line.
+const maxReplyText = 900
+
 // replyText is the reply after its code: "5.7.1 text". Postfix wants
 // "[45]dd" and then a space: a bare code is a malformed reply that drops the
-// milter, so the text is never empty.
-func replyText(r policy.Reply) string {
+// milter, so the text is never empty, and a text that starts with a digit
+// (which Postfix would take for an enhanced status code, and one of another
+// class for a malformed reply) gets the class's generic enhanced code before
+// it. The text is cut so that, with each % doubled, it stays one line.
+func replyText(code int, r policy.Reply) string {
 	var b strings.Builder
-	if r.Enhanced != "" {
-		b.WriteString(r.Enhanced)
+	enhanced := r.Enhanced
+	if enhanced == "" && r.Text != "" && '0' <= r.Text[0] && r.Text[0] <= '9' {
+		enhanced = fmt.Sprintf("%d.0.0", code/100)
 	}
+	b.WriteString(enhanced)
 	if r.Text != "" {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		for _, c := range []byte(r.Text) {
+		doubled := b.Len()
+		for i := 0; i < len(r.Text); i++ {
+			c := r.Text[i]
 			if c < 0x20 || c == 0x7f {
 				c = ' '
+			}
+			if c == '%' {
+				doubled++
+			}
+			if doubled++; doubled > maxReplyText {
+				// Cut before a UTF-8 continuation byte's sequence.
+				s := b.String()
+				for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
+					s = s[:len(s)-1]
+				}
+				if len(s) > 0 && s[len(s)-1] >= 0xC0 {
+					s = s[:len(s)-1]
+				}
+				b.Reset()
+				b.WriteString(s)
+				break
 			}
 			b.WriteByte(c)
 		}

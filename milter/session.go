@@ -30,7 +30,8 @@ type session struct {
 	host     string // the MTA's idea of the client's name
 	pending  *policy.PendingReverse
 	tally    dnscache.Tally
-	verdict  *verdict // current decision; nil before HELO
+	verdict  *verdict           // current decision; nil before HELO
+	queued   []*pendingDecision // decisions under way for HELOs the MTA did not wait for (decideLater)
 	queueID  string
 	authUser string
 	arIndex  []int // positions (1-based per name) of incoming Authentication-Results that claim our authserv-id
@@ -50,6 +51,9 @@ func (s *session) Connect(host, family string, port uint16, addr string, m gomil
 	defer s.guard(&err)
 	// One CONNECT per connection from a real MTA; should another come, it
 	// starts afresh.
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
 	s.flushLog()
 	s.verdict, s.pending, s.ip = nil, nil, netip.Addr{}
 	s.host, s.port = clip(host, maxName), port
@@ -57,9 +61,10 @@ func (s *session) Connect(host, family string, port uint16, addr string, m gomil
 	if s.local { // go-milter's name for family L
 		return gomilter.RespContinue, nil // local submission over a unix socket: nothing to judge
 	}
-	// Any other family, "unknown" (U) and families go-milter does not know
-	// ("") included, is a network client: judged by its address, or, if the
-	// MTA gives none that parses, by unknown_client_action.
+	// Any other family, "unknown" (U) included (and a 4 or 6 whose address
+	// does not parse, which the conn hands on as U), is a network client:
+	// judged by its address, or, if the MTA gives none that parses, by
+	// unknown_client_action. go-milter ends the session on other families.
 	s.ip = clientIP(addr, host, m.Get("{client_addr}"))
 	if !s.ip.IsValid() {
 		return s.deliver(s.decided(s.st.Engine.DecideUnknownClient("")), config.StageConnect), nil
@@ -104,15 +109,71 @@ func (s *session) Helo(name string, m gomilter.Modifier) (_ *gomilter.Response, 
 	if s.local {
 		return gomilter.RespContinue, nil
 	}
-	name = clip(name, maxName) // longer is invalid anyway (RFC 5321 4.5.3.1.2), and judged so
-	if v := s.verdict; v != nil && s.fixed() {
+	name = clip(name, maxName)                 // longer is invalid anyway (RFC 5321 4.5.3.1.2), and judged so
+	if v := s.verdict; v != nil && s.fixed() { // decided at connect: nothing is under way
 		// For the log: the verdict stands, but we know what the client said.
 		v.Helo = policy.ParseHelo(name)
 		v.Evidence.HeloForm = v.Helo.Form
 		return s.deliver(v, config.StageHelo), nil
 	}
+	if m.Protocol()&gomilter.OptNoHeloReply != 0 && s.ip.IsValid() {
+		s.decideLater(name)               // beside any decision still under way
+		return gomilter.RespContinue, nil // not sent: the MTA does not wait
+	}
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
 	s.decide(name)
 	return s.deliver(s.verdict, config.StageHelo), nil
+}
+
+// decideLater judges the client with this HELO on a goroutine of its own,
+// for a HELO the MTA does not wait for (SMFIP_NR_HELO): the session reads on,
+// and the DNS work overlaps the client's MAIL and RCPT. The decision is taken
+// up (settle) at the session's next event that needs it; its decision_timeout
+// runs from now, so whatever the MTA sends next waits at most that long for
+// it, even when several HELOs (EHLO, STARTTLS, EHLO) come before a stage the
+// MTA waits at. Waiting for one decision before starting the next would add
+// their times up, past the MTA's reply timeout.
+func (s *session) decideLater(helo string) {
+	ctx, cancel := s.decisionCtx()
+	p := &pendingDecision{done: make(chan struct{})}
+	engine, ip, rev, ops := s.st.Engine, s.ip, s.pending, s.srv.ops
+	go func() {
+		defer close(p.done)
+		defer cancel()
+		defer func() {
+			if r := recover(); r != nil {
+				ops.Error("a decision panicked; closing its session", "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "client_ip", ip.String())
+				p.err = errPanic
+			}
+		}()
+		p.d = engine.Decide(ctx, ip, helo, rev)
+	}()
+	s.queued = append(s.queued, p)
+}
+
+// pendingDecision is a decision under way on its own goroutine.
+type pendingDecision struct {
+	done chan struct{} // closed when d or err is set
+	d    policy.Decision
+	err  error
+}
+
+// settle takes up the decisions under way, in the order of their HELOs: each
+// replaces the verdict, the one before it logged first.
+func (s *session) settle() error {
+	for len(s.queued) > 0 {
+		p := s.queued[0]
+		<-p.done
+		s.queued = s.queued[1:]
+		if p.err != nil {
+			return p.err
+		}
+		s.decided(p.d)
+	}
+	s.queued = nil
+	return nil
 }
 
 // decide judges the client with this HELO; a new HELO (after STARTTLS or RSET)
@@ -175,6 +236,9 @@ func (s *session) deliver(v *verdict, stage string) *gomilter.Response {
 
 func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
 	defer s.guard(&err)
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
 	s.arIndex, s.arCount = nil, 0 // a new message (Sendmail sends no abort after EOM)
 	if s.local {
 		return gomilter.RespContinue, nil
@@ -192,6 +256,9 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (_ *gomi
 
 func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (_ *gomilter.Response, err error) {
 	defer s.guard(&err)
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
 	if s.local || s.verdict == nil {
 		return gomilter.RespContinue, nil
 	}
@@ -235,9 +302,14 @@ func (s *session) captureQueueID(m gomilter.Modifier) {
 }
 
 // NewConnection is called when the MTA reuses the milter connection for a
-// new SMTP session (SMFIC_QUIT_NC): it starts afresh, as at CONNECT.
+// new SMTP session (SMFIC_QUIT_NC; Postfix and Sendmail do not), and once at
+// the start: the previous decision is logged, the message's state dropped;
+// the CONNECT that follows sets the client afresh.
 func (s *session) NewConnection(m gomilter.Modifier) (err error) {
 	defer s.guard(&err)
+	if err := s.settle(); err != nil {
+		return err
+	}
 	s.flushLog()
 	s.arIndex, s.arCount, s.authUser, s.queueID = nil, 0, "", ""
 	return nil
@@ -259,6 +331,9 @@ func (s *session) Header(name, value string, m gomilter.Modifier) (_ *gomilter.R
 // continue returned here; that ends the message, not the session.
 func (s *session) EndOfMessage(m gomilter.Modifier) (_ *gomilter.Response, err error) {
 	defer s.guard(&err)
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
 	s.captureQueueID(m)
 	if err := s.endOfMessage(m); err != nil {
 		return nil, err
@@ -318,6 +393,7 @@ func (s *session) guard(err *error) {
 // closed runs when the MTA closes the socket: the decision is logged if it was
 // not yet, and the connection's DNS work is let go.
 func (s *session) closed() {
+	_ = s.settle() // a panic in a decision was logged where it happened
 	s.flushLog()
 	s.cancel()
 }

@@ -242,3 +242,33 @@ func TestDecisionTimeout(t *testing.T) {
 		t.Errorf("decision lines: %v", l)
 	}
 }
+
+// HELOs the MTA does not wait for (SMFIP_NR_HELO) are judged at once, side by
+// side, each within decision_timeout from its own arrival: the RCPT that
+// follows two of them (EHLO, STARTTLS, EHLO) on slow DNS waits about one
+// decision_timeout, not the two in a row that would pass Sendmail's 10 s reply
+// timeout with the default 8 s. Both decisions are logged, the first first.
+func TestHeloDecisionsDoNotAddUp(t *testing.T) {
+	h := start(t, "decision_timeout: 1s\n")
+	h.dns.SetDelay(3 * time.Second)
+	m := h.dial(t)
+	m.connect("192.0.2.25")
+	start := time.Now()
+	m.helo("mail.one-to-one.example")
+	m.helo("mx.one-to-one.example")
+	m.mail("<a@one-to-one.example>")
+	wantReply(t, "rcpt", m.rcpt("<user@receiver.example>"), 451, "4.")
+	if el := time.Since(start); el > 1800*time.Millisecond {
+		t.Errorf("RCPT answered %v after the first HELO; two decisions of 1s each ran one after the other", el)
+	}
+	m.cs.Close()
+	if !waitFor(5*time.Second, func() bool { return len(h.log.lines()) == 2 }) {
+		t.Fatalf("decision lines: %q", h.log.lines())
+	}
+	l := h.log.decisions(t)
+	// Each a tempfail: the resolver's own timeout or the decision's, which
+	// ever comes first.
+	if l[0].Helo != "mail.one-to-one.example" || l[1].Helo != "mx.one-to-one.example" || l[0].Action != "tempfail" || l[1].Action != "tempfail" {
+		t.Errorf("decisions: %+v", l)
+	}
+}
