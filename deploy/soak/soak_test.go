@@ -10,7 +10,11 @@
 package soak_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -75,18 +79,21 @@ func (c *counters) fail(format string, args ...any) {
 // It returns false when the daemon no longer takes connections.
 func session(sock string, id identity, port uint16, c *counters, stopped *atomic.Bool) bool {
 	start := time.Now()
-	cl := gomilter.NewClient("unix", sock)
 	wasStopped := stopped.Load()
-	cs, err := cl.Session(nil)
-	if err != nil {
-		if wasStopped || stopped.Load() {
-			c.refusedConnects.Add(1)
-			return false
+	var cs *gomilter.ClientSession
+	if id.helo != "" { // without: noHeloSession, below
+		var err error
+		cs, err = gomilter.NewClient("unix", sock).Session(nil)
+		if err != nil {
+			if wasStopped || stopped.Load() {
+				c.refusedConnects.Add(1)
+				return false
+			}
+			c.fail("%s: connect: %v", id.name, err)
+			return true
 		}
-		c.fail("%s: connect: %v", id.name, err)
-		return true
+		defer cs.Close()
 	}
-	defer cs.Close()
 	fam := gomilter.FamilyInet
 	if strings.Contains(id.ip, ":") {
 		fam = gomilter.FamilyInet6
@@ -106,18 +113,24 @@ func session(sock string, id identity, port uint16, c *counters, stopped *atomic
 		}
 		return true
 	}
-	if a, err := cs.Conn("["+id.ip+"]", fam, port, id.ip); !step("connect", a, err) {
-		return true
-	}
-	if id.helo != "" {
+	var a *gomilter.Action
+	var err error
+	if id.helo == "" {
+		// go-milter's client sends no MAIL before a HELO; Postfix does, for a
+		// client that sends none (smtpd_helo_required = no).
+		a, err = noHeloSession(sock, id.ip, port)
+	} else {
+		if a, err := cs.Conn("["+id.ip+"]", fam, port, id.ip); !step("connect", a, err) {
+			return true
+		}
 		if a, err := cs.Helo(id.helo); !step("helo", a, err) {
 			return true
 		}
+		if a, err := cs.Mail("<soak@sender.example>", ""); !step("mail", a, err) {
+			return true
+		}
+		a, err = cs.Rcpt("<user@receiver.example>", "")
 	}
-	if a, err := cs.Mail("<soak@sender.example>", ""); !step("mail", a, err) {
-		return true
-	}
-	a, err := cs.Rcpt("<user@receiver.example>", "")
 	if !step("rcpt", a, err) {
 		return true
 	}
@@ -134,6 +147,10 @@ func session(sock string, id identity, port uint16, c *counters, stopped *atomic
 	if got != id.want {
 		c.wrong.Add(1)
 		c.fail("%s (%s HELO %q): %s at RCPT, want %s (%d %s)", id.name, id.ip, id.helo, got, id.want, a.SMTPCode, a.SMTPReply)
+		return true
+	}
+	if got == policy.ActionAccept && id.helo == "" {
+		c.fail("%s: accepted without a HELO; the soak sends no message on its raw session", id.name)
 		return true
 	}
 	if got == policy.ActionAccept {
@@ -158,7 +175,9 @@ func session(sock string, id identity, port uint16, c *counters, stopped *atomic
 	} else {
 		c.refused.Add(1)
 	}
-	if err := cs.Abort(nil); err != nil && !stopped.Load() {
+	if cs == nil {
+		// noHeloSession has closed its connection.
+	} else if err := cs.Abort(nil); err != nil && !stopped.Load() {
 		c.fail("%s: abort: %v", id.name, err)
 		return true
 	}
@@ -358,4 +377,66 @@ func TestSoak(t *testing.T) {
 	t.Logf("daemon (/proc): start %+v, middle %+v, end %+v", s, m, e)
 	t.Logf("stop under load: exited %v after SIGTERM; %d sessions in flight drained, %d connections refused or cut; socket removed; restart listening after %v",
 		stopTook.Round(time.Millisecond), c.drained.Load(), c.refusedConnects.Load(), restart.Round(time.Millisecond))
+}
+
+// noHeloSession plays a session without HELO as Postfix sends it (protocol 6,
+// every action and event offered): CONNECT, MAIL, RCPT, and returns the reply
+// to RCPT; CONNECT and MAIL get none from heloguard (SMFIP_NR_CONN,
+// NR_MAIL), which it must have negotiated.
+func noHeloSession(sock, ip string, port uint16) (*gomilter.Action, error) {
+	c, err := net.DialTimeout("unix", sock, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	packet := func(code byte, data ...[]byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(1+len(bytes.Join(data, nil))))
+		return append(append(b, code), bytes.Join(data, nil)...)
+	}
+	cstr := func(s string) []byte { return append([]byte(s), 0) }
+	u32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	fam := byte('4')
+	if strings.Contains(ip, ":") {
+		fam = '6'
+	}
+	if _, err := c.Write(packet('O', u32(6), u32(0x1ff), u32(0x1fffff))); err != nil {
+		return nil, err
+	}
+	read := func() (byte, []byte, error) {
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return 0, nil, err
+		}
+		data := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
+		_, err := io.ReadFull(c, data)
+		return hdr[4], data, err
+	}
+	code, data, err := read()
+	if err != nil || code != 'O' || len(data) < 12 {
+		return nil, fmt.Errorf("negotiation: %c %v", code, err)
+	}
+	if p := binary.BigEndian.Uint32(data[8:]); p&uint32(gomilter.OptNoConnReply|gomilter.OptNoMailReply) != uint32(gomilter.OptNoConnReply|gomilter.OptNoMailReply) {
+		return nil, fmt.Errorf("heloguard negotiated protocol %#x, without NR_CONN and NR_MAIL", p)
+	}
+	var out []byte
+	out = append(out, packet('C', cstr("["+ip+"]"), []byte{fam}, binary.BigEndian.AppendUint16(nil, port), cstr(ip))...)
+	out = append(out, packet('M', cstr("<soak@sender.example>"))...)
+	out = append(out, packet('R', cstr("<user@receiver.example>"))...)
+	if _, err := c.Write(out); err != nil {
+		return nil, err
+	}
+	code, data, err = read()
+	if err != nil {
+		return nil, fmt.Errorf("rcpt: %w", err)
+	}
+	switch code {
+	case 'c':
+		return &gomilter.Action{Type: gomilter.ActionContinue}, nil
+	case 'y':
+		reply := strings.TrimRight(string(data), "\x00")
+		n, _ := strconv.Atoi(reply[:min(3, len(reply))])
+		return &gomilter.Action{Type: gomilter.ActionRejectWithCode, SMTPCode: uint16(n), SMTPReply: reply}, nil
+	}
+	return nil, fmt.Errorf("rcpt: reply %q", code)
 }
