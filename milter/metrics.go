@@ -33,9 +33,9 @@ const (
 	// ProtocolReset: reading the MTA's socket failed (connection reset, or
 	// another socket error).
 	ProtocolReset = "reset"
-	// ProtocolMalformed: the MTA sent a command go-milter could not take
-	// and would have answered with a final reply (a CONNECT without its
-	// port), which the session refuses to send.
+	// ProtocolMalformed: the MTA sent a packet the session could not take: a
+	// CONNECT, MAIL or RCPT cut short (conn.holdPacket), or a command
+	// go-milter refused and ended the session on (it logs which).
 	ProtocolMalformed = "malformed"
 )
 
