@@ -179,3 +179,57 @@ func headersGetNoReply(t *testing.T, h *harness, split int) {
 		t.Errorf("pause in header field %d: answers %q, want \"Ocmia\" (OPTNEG, RCPT continue, change header, insert header, accept)", split, got)
 	}
 }
+
+// SMFIC_QUIT_NC: the MTA reuses the milter connection for a new SMTP session
+// (Postfix and Sendmail do not, libmilter allows it). The first session's
+// decision is logged, and the next CONNECT is judged afresh.
+func TestQuitNewConnection(t *testing.T) {
+	h := start(t, "")
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := binary.BigEndian.AppendUint32(nil, 6)
+	d = binary.BigEndian.AppendUint32(d, uint32(postfixActions))
+	d = binary.BigEndian.AppendUint32(d, uint32(postfixProtocol))
+	connect := func(ip string) []byte {
+		return packet('C', append(append(cstr("["+ip+"]"), '4', 0x9c, 0x40), cstr(ip)...))
+	}
+	var in []byte
+	in = append(in, packet('O', d)...)
+	in = append(in, connect(forgerIP)...)
+	in = append(in, packet('H', cstr(o365Helo))...)
+	in = append(in, packet('M', cstr("<a@contoso.example>"))...)
+	in = append(in, packet('R', cstr("<user@receiver.example>"))...)
+	in = append(in, packet('K', nil)...)
+	in = append(in, connect(o365IP)...)
+	in = append(in, packet('H', cstr(o365Helo))...)
+	in = append(in, packet('M', cstr("<a@contoso.example>"))...)
+	in = append(in, packet('R', cstr("<user@receiver.example>"))...)
+	if _, err := c.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	for len(got) < 3 {
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, hdr[4])
+	}
+	// OPTNEG; the forger refused at RCPT; the next client continued.
+	if string(got) != "Oyc" {
+		t.Errorf("answers %q, want \"Oyc\"", got)
+	}
+	if !waitFor(5*time.Second, func() bool { return len(h.log.lines()) >= 1 }) {
+		t.Fatal("no decision line for the first session")
+	}
+	if l := h.log.decisions(t); l[0].ClientIP.String() != forgerIP || l[0].Action != "reject" {
+		t.Errorf("first decision line: %+v", l[0])
+	}
+}
