@@ -38,8 +38,6 @@ type conn struct {
 	out           []byte               // bytes written and not yet sent, see Write
 	held          []byte               // the rest of a packet read whole, for go-milter (holdPacket)
 	hold          []byte               // holdPacket's buffer, reused
-	version       uint32               // the milter protocol version negotiated
-	actions       gomilter.OptAction   // the actions negotiated
 	protocol      gomilter.OptProtocol // the protocol flags negotiated: which events get no reply
 	ended         bool                 // the MTA quit, closed the socket, or the conn dropped it
 	deadline      time.Time            // the read and write deadline now set

@@ -63,7 +63,7 @@ func negotiation(cfg *config.Config) []gomilter.Option {
 }
 
 // negotiated settles the negotiation with what the MTA offers, and keeps the
-// result for the conn, which answers for skipped packets (skipPacket).
+// protocol flags for the conn, which answers for skipped packets (skipPacket).
 //
 // go-milter's own negotiation ends the session when the MTA does not offer
 // every flag and action asked for. Here the session goes on with what is
@@ -73,12 +73,11 @@ func (c *conn) negotiated(mtaVersion, milterVersion uint32, mtaActions, milterAc
 	if mtaVersion < 2 {
 		return 0, 0, 0, 0, fmt.Errorf("the MTA speaks milter protocol version %d; heloguard needs 2 or later", mtaVersion)
 	}
-	c.version = min(mtaVersion, milterVersion)
-	c.actions = milterActions & mtaActions
+	version, actions := min(mtaVersion, milterVersion), milterActions&mtaActions
 	c.protocol = milterProtocol & mtaProtocol
 	if c.srv.ops.Enabled(context.Background(), slog.LevelDebug) {
-		c.srv.ops.Debug("milter protocol negotiated", "version", c.version, "mta_version", mtaVersion,
-			"actions", c.actions.String(), "protocol", c.protocol.String())
+		c.srv.ops.Debug("milter protocol negotiated", "version", version, "mta_version", mtaVersion,
+			"actions", actions.String(), "protocol", c.protocol.String())
 	}
-	return c.version, c.actions, c.protocol, gomilter.DataSize64K, nil
+	return version, actions, c.protocol, gomilter.DataSize64K, nil
 }

@@ -3,6 +3,7 @@ package milter
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/heloguard/heloguard/policy"
@@ -41,43 +42,36 @@ const maxReplyText = 900
 // class for a malformed reply) gets the class's generic enhanced code before
 // it. The text is cut so that, with each % doubled, it stays one line.
 func replyText(code int, r policy.Reply) string {
-	var b strings.Builder
 	enhanced := r.Enhanced
 	if enhanced == "" && r.Text != "" && '0' <= r.Text[0] && r.Text[0] <= '9' {
 		enhanced = fmt.Sprintf("%d.0.0", code/100)
 	}
-	b.WriteString(enhanced)
-	if r.Text != "" {
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+	text := r.Text
+	if enhanced != "" && text != "" {
+		text = " " + text
+	}
+	// Where the text ends once doubled: cut at the start of a UTF-8 sequence.
+	n, end := len(enhanced), len(text)
+	for i := 0; i < len(text); i++ {
+		if n++; text[i] == '%' {
+			n++
 		}
-		doubled := b.Len()
-		for i := 0; i < len(r.Text); i++ {
-			c := r.Text[i]
-			if c < 0x20 || c == 0x7f {
-				c = ' '
+		if n > maxReplyText {
+			for end = i; end > 0 && !utf8.RuneStart(text[end]); end-- {
 			}
-			if c == '%' {
-				doubled++
-			}
-			if doubled++; doubled > maxReplyText {
-				// Cut before a UTF-8 continuation byte's sequence.
-				s := b.String()
-				for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
-					s = s[:len(s)-1]
-				}
-				if len(s) > 0 && s[len(s)-1] >= 0xC0 {
-					s = s[:len(s)-1]
-				}
-				b.Reset()
-				b.WriteString(s)
-				break
-			}
-			b.WriteByte(c)
+			break
 		}
 	}
+	var b strings.Builder
+	b.WriteString(enhanced)
+	for _, c := range []byte(text[:end]) {
+		if c < 0x20 || c == 0x7f {
+			c = ' '
+		}
+		b.WriteByte(c)
+	}
 	if b.Len() == 0 {
-		b.WriteString("refused")
+		return "refused"
 	}
 	return b.String()
 }
