@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,24 @@ func packet(code byte, data []byte) []byte {
 	return append(append(p, code), data...)
 }
 
-// optneg is the MTA's option negotiation for protocol version 2, all actions.
-func optneg() []byte {
-	d := binary.BigEndian.AppendUint32(nil, 2)
-	d = binary.BigEndian.AppendUint32(d, 0x3f)
-	d = binary.BigEndian.AppendUint32(d, 0)
+// optneg is the MTA's option negotiation packet: the version, actions and
+// protocol flags it offers.
+func optneg(version uint32, actions gomilter.OptAction, protocol gomilter.OptProtocol) []byte {
+	d := binary.BigEndian.AppendUint32(nil, version)
+	d = binary.BigEndian.AppendUint32(d, uint32(actions))
+	d = binary.BigEndian.AppendUint32(d, uint32(protocol))
 	return packet('O', d)
+}
+
+// readPacket reads one packet the milter sent: its command and data.
+func readPacket(c net.Conn) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	data := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
+	_, err := io.ReadFull(c, data)
+	return hdr[4], data, err
 }
 
 // Header fields other than Authentication-Results, and body chunks, are
@@ -59,7 +72,7 @@ func testLongHeaderAndBodyPass(t *testing.T, version uint32) {
 	}
 	mods, a, err := m.cs.End()
 	wantAccept(t, "eom", m.check("eom", a, err))
-	if !deletedAR(mods, 1) {
+	if !slices.Equal(deletedAuthResults(mods), []uint32{1}) {
 		t.Errorf("the forged Authentication-Results was not deleted: %+v", mods)
 	}
 	// The session goes on.
@@ -67,26 +80,6 @@ func testLongHeaderAndBodyPass(t *testing.T, version uint32) {
 		t.Fatal(err)
 	}
 	wantContinue(t, "mail 2", m.mail("<a@contoso.example>"))
-}
-
-// deletedAR reports whether mods delete exactly the Authentication-Results
-// headers at the given positions.
-func deletedAR(mods []gomilter.ModifyAction, at ...uint32) bool {
-	var got []uint32
-	for _, mod := range mods {
-		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
-			got = append(got, mod.HeaderIndex)
-		}
-	}
-	if len(got) != len(at) {
-		return false
-	}
-	for i := range got {
-		if got[i] != at[len(at)-1-i] { // deleted from the last
-			return false
-		}
-	}
-	return true
 }
 
 // The MTA counts header positions by name in ASCII case only: a name that
@@ -105,7 +98,7 @@ func TestARPositionsCountASCIINamesOnly(t *testing.T) {
 		"Authentication-Re\u017fults", "other.example; not an Authentication-Results to Postfix",
 		"AUTHENTICATION-RESULTS", "mx.receiver.example; forged",
 	)
-	if !deletedAR(mods, 1) {
+	if !slices.Equal(deletedAuthResults(mods), []uint32{1}) {
 		t.Errorf("want the forged header deleted at position 1: %+v", mods)
 	}
 }
@@ -223,10 +216,7 @@ func TestMalformedPacketsEndOnlyTheirSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			d := binary.BigEndian.AppendUint32(nil, 6)
-			d = binary.BigEndian.AppendUint32(d, 0x1ff)
-			d = binary.BigEndian.AppendUint32(d, 0x1fffff)
-			in := packet('O', d)
+			in := optneg(6, postfixActions, postfixProtocol)
 			if tc.pkt[4] != 'C' {
 				in = append(in, packet('C', append(cstr("[192.0.2.25]"), '4', 0x9c, 0x40, '1', '9', '2', '.', '0', '.', '2', '.', '2', '5', 0))...)
 			}

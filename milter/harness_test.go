@@ -283,3 +283,15 @@ const (
 	forgerIP   = "192.0.2.66"
 	oneToOneIP = "192.0.2.25"
 )
+
+// deletedAuthResults lists the positions of the Authentication-Results that
+// the milter deleted, in the order it deleted them.
+func deletedAuthResults(mods []gomilter.ModifyAction) []uint32 {
+	var deleted []uint32
+	for _, mod := range mods {
+		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
+			deleted = append(deleted, mod.HeaderIndex)
+		}
+	}
+	return deleted
+}

@@ -25,12 +25,7 @@ func TestForgedAuthResultsRemoved(t *testing.T) {
 		"Authentication-Results", "other.example; spf=pass smtp.mailfrom=contoso.example",
 		"Authentication-Results", "mx.receiver.example; spf=pass smtp.mailfrom=contoso.example",
 	)
-	var deleted []uint32
-	for _, mod := range mods {
-		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
-			deleted = append(deleted, mod.HeaderIndex)
-		}
-	}
+	deleted := deletedAuthResults(mods)
 	if len(deleted) != 1 || deleted[0] != 2 {
 		t.Errorf("deleted Authentication-Results %v, want [2] (ours, not other.example's)", deleted)
 	}
@@ -52,12 +47,7 @@ func TestForgedAuthResultsWithoutAbort(t *testing.T) {
 		m.step("body")(m.cs.BodyChunk([]byte("hello\r\n")))
 		mods, a, err := m.cs.End()
 		m.check("eom", a, err)
-		var deleted []uint32
-		for _, mod := range mods {
-			if mod.Type == gomilter.ActionChangeHeader && mod.HeaderValue == "" {
-				deleted = append(deleted, mod.HeaderIndex)
-			}
-		}
+		deleted := deletedAuthResults(mods)
 		want := map[int][]uint32{0: nil, 1: {1}}[i]
 		if fmt.Sprint(deleted) != fmt.Sprint(want) {
 			t.Errorf("message %d: deleted %v, want %v", i+1, deleted, want)
@@ -181,18 +171,6 @@ func TestForgedAuthResultsSpellings(t *testing.T) {
 			}
 		})
 	}
-}
-
-// deletedAuthResults lists the positions of the Authentication-Results that
-// the milter deleted, in the order it deleted them.
-func deletedAuthResults(mods []gomilter.ModifyAction) []uint32 {
-	var deleted []uint32
-	for _, mod := range mods {
-		if mod.Type == gomilter.ActionChangeHeader && strings.EqualFold(mod.HeaderName, "Authentication-Results") && mod.HeaderValue == "" {
-			deleted = append(deleted, mod.HeaderIndex)
-		}
-	}
-	return deleted
 }
 
 // A PTR name is whatever the owner of a reverse zone puts there, quotes and

@@ -2,7 +2,6 @@ package milter_test
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"net"
 	"testing"
@@ -117,14 +116,9 @@ func TestMalformedConnect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		send := func(code byte, data []byte) {
-			pkt := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
-			if _, err := c.Write(append(append(pkt, code), data...)); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := c.Write(append(optneg(2, 0x31, 0), packet('C', []byte("host\x004"))...)); err != nil {
+			t.Fatal(err)
 		}
-		send('O', binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 2), 0x31), 0))
-		send('C', []byte("host\x004"))
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadAll(c); err != nil {
 			t.Fatalf("the server did not close the session: %v", err)

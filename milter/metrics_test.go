@@ -241,10 +241,7 @@ func TestProtocolErrorMetrics(t *testing.T) {
 			t.Fatalf("%s: protocol errors %v, want %v (%d sessions open)", what, errs(), want, h.srv.Sessions())
 		}
 	}
-	packet := func(code byte, data []byte) []byte {
-		return append(append(binary.BigEndian.AppendUint32(nil, uint32(len(data)+1)), code), data...)
-	}
-	optneg := packet('O', binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 2), 0x31), 0))
+	opt := optneg(2, 0x31, 0)
 
 	// Silent: dropped after read_timeout.
 	c, err := net.Dial("tcp", h.addr)
@@ -259,7 +256,7 @@ func TestProtocolErrorMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c2.Write(append(optneg, 0, 0, 0, 9, 'C')); err != nil {
+	if _, err := c2.Write(append(opt, 0, 0, 0, 9, 'C')); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadFull(c2, make([]byte, 4)); err != nil { // the negotiation's reply: our packets were read
@@ -275,7 +272,7 @@ func TestProtocolErrorMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c3.Close()
-	if _, err := c3.Write(append(optneg, packet('C', []byte("host\x004"))...)); err != nil {
+	if _, err := c3.Write(append(opt, packet('C', []byte("host\x004"))...)); err != nil {
 		t.Fatal(err)
 	}
 	c3.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -3,7 +3,6 @@ package milter_test
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -21,23 +20,16 @@ func optnegReply(t *testing.T, addr string, version uint32, actions gomilter.Opt
 		t.Fatal(err)
 	}
 	defer c.Close()
-	d := binary.BigEndian.AppendUint32(nil, version)
-	d = binary.BigEndian.AppendUint32(d, uint32(actions))
-	d = binary.BigEndian.AppendUint32(d, uint32(protocol))
-	if _, err := c.Write(packet('O', d)); err != nil {
+	if _, err := c.Write(optneg(version, actions, protocol)); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var hdr [5]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+	code, body, err := readPacket(c)
+	if err != nil {
 		t.Fatalf("no answer to OPTNEG: %v", err)
 	}
-	if hdr[4] != 'O' {
-		t.Fatalf("answer to OPTNEG is %q, want 'O'", hdr[4])
-	}
-	body := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
-	if _, err := io.ReadFull(c, body); err != nil || len(body) < 12 {
-		t.Fatalf("OPTNEG answer of %d bytes: %v", len(body), err)
+	if code != 'O' || len(body) < 12 {
+		t.Fatalf("answer to OPTNEG is %q with %d bytes, want 'O' with 12 or more", code, len(body))
 	}
 	return binary.BigEndian.Uint32(body), gomilter.OptAction(binary.BigEndian.Uint32(body[4:])),
 		gomilter.OptProtocol(binary.BigEndian.Uint32(body[8:]))
@@ -90,10 +82,7 @@ func TestNegotiation(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		d := binary.BigEndian.AppendUint32(nil, 1)
-		d = binary.BigEndian.AppendUint32(d, 0)
-		d = binary.BigEndian.AppendUint32(d, 0)
-		c.Write(packet('O', d))
+		c.Write(optneg(1, 0, 0))
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := c.Read(make([]byte, 64)); err == nil {
 			t.Errorf("a version 1 MTA got %d bytes of answer; want the connection closed", n)
@@ -122,11 +111,8 @@ func headersGetNoReply(t *testing.T, h *harness, split int) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	d := binary.BigEndian.AppendUint32(nil, 6)
-	d = binary.BigEndian.AppendUint32(d, uint32(postfixActions))
-	d = binary.BigEndian.AppendUint32(d, uint32(postfixProtocol))
 	var in []byte
-	in = append(in, packet('O', d)...)
+	in = append(in, optneg(6, postfixActions, postfixProtocol)...)
 	conn := append(cstr("[104.47.38.131]"), '4', 0x9c, 0x40)
 	in = append(in, packet('C', append(conn, cstr("104.47.38.131")...))...)
 	// Macros of a stage the session does not read: discarded by the conn, no reply.
@@ -160,16 +146,12 @@ func headersGetNoReply(t *testing.T, h *harness, split int) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var got []byte
 	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		code, _, err := readPacket(c)
+		if err != nil {
 			t.Fatalf("pause in header field %d: after %q: %v", split, got, err)
 		}
-		rest := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
-		if _, err := io.ReadFull(c, rest); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, hdr[4])
-		if hdr[4] == 'a' || len(got) > 10 {
+		got = append(got, code)
+		if code == 'a' || len(got) > 10 {
 			break
 		}
 	}
@@ -190,14 +172,11 @@ func TestQuitNewConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	d := binary.BigEndian.AppendUint32(nil, 6)
-	d = binary.BigEndian.AppendUint32(d, uint32(postfixActions))
-	d = binary.BigEndian.AppendUint32(d, uint32(postfixProtocol))
 	connect := func(ip string) []byte {
 		return packet('C', append(append(cstr("["+ip+"]"), '4', 0x9c, 0x40), cstr(ip)...))
 	}
 	var in []byte
-	in = append(in, packet('O', d)...)
+	in = append(in, optneg(6, postfixActions, postfixProtocol)...)
 	in = append(in, connect(forgerIP)...)
 	in = append(in, packet('H', cstr(o365Helo))...)
 	in = append(in, packet('M', cstr("<a@contoso.example>"))...)
@@ -213,14 +192,11 @@ func TestQuitNewConnection(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var got []byte
 	for len(got) < 3 {
-		var hdr [5]byte
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		code, _, err := readPacket(c)
+		if err != nil {
 			t.Fatalf("after %q: %v", got, err)
 		}
-		if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, hdr[4])
+		got = append(got, code)
 	}
 	// OPTNEG; the forger refused at RCPT; the next client continued.
 	if string(got) != "Oyc" {

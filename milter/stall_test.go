@@ -58,7 +58,7 @@ func wantSlotFree(t *testing.T, h *harness) {
 }
 
 func TestStalledPeerDropped(t *testing.T) {
-	opt := optneg()
+	opt := optneg(2, 0x3f, 0)
 	helo := packet('H', []byte(o365Helo+"\x00"))
 	conn := packet('C', append([]byte("["+o365IP+"]\x004\x9c\x40"), o365IP+"\x00"...))
 	for _, tc := range []struct {
