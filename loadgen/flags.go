@@ -63,10 +63,7 @@ func PostfixEvents(version uint32) Protocol {
 	return postfixV2
 }
 
-var protocolNames = []struct {
-	bit  Protocol
-	name string
-}{
+var protocolNames = []flagName[Protocol]{
 	{NoConnect, "NOCONNECT"}, {NoHelo, "NOHELO"}, {NoMail, "NOMAIL"}, {NoRcpt, "NORCPT"},
 	{NoBody, "NOBODY"}, {NoHeaders, "NOHDRS"}, {NoEOH, "NOEOH"}, {NRHeader, "NR_HDR"},
 	{NoUnknown, "NOUNKNOWN"}, {NoData, "NODATA"}, {Skip, "SKIP"}, {RcptRej, "RCPT_REJ"},
@@ -75,18 +72,13 @@ var protocolNames = []struct {
 	{HdrLeadSpc, "HDR_LEADSPC"}, {mds256K, "MDS_256K"}, {mds1M, "MDS_1M"},
 }
 
-// String names the flags as libmilter does without the SMFIP_ prefix:
-// "NOUNKNOWN|NODATA|NR_HDR"; "none" for none.
-func (p Protocol) String() string {
-	var names []string
-	for _, n := range protocolNames {
-		if p&n.bit != 0 {
-			names = append(names, n.name)
-			p &^= n.bit
-		}
-	}
-	return joinNames(names, uint32(p))
-}
+// Names names the flags in bit order as libmilter does without the SMFIP_
+// prefix ("NOUNKNOWN", "NODATA", "NR_HDR"); a bit without a name is written
+// in hex.
+func (p Protocol) Names() []string { return flagNames(p, protocolNames) }
+
+// String is Names joined with |: "NOUNKNOWN|NODATA|NR_HDR"; "none" for none.
+func (p Protocol) String() string { return joinNames(p.Names()) }
 
 // Actions is a mask of SMFIF_* flags: the modifications a milter may make.
 type Actions uint32
@@ -108,35 +100,57 @@ const (
 // (milter8.c, my_actions).
 const PostfixActions = AddHeaders | ChangeBody | AddRcpt | DelRcpt | ChangeHeaders | Quarantine | ChangeFrom | AddRcptPar | SetSymList
 
-var actionNames = []struct {
-	bit  Actions
-	name string
-}{
+var actionNames = []flagName[Actions]{
 	{AddHeaders, "ADDHDRS"}, {ChangeBody, "CHGBODY"}, {AddRcpt, "ADDRCPT"}, {DelRcpt, "DELRCPT"},
 	{ChangeHeaders, "CHGHDRS"}, {Quarantine, "QUARANTINE"}, {ChangeFrom, "CHGFROM"},
 	{AddRcptPar, "ADDRCPT_PAR"}, {SetSymList, "SETSYMLIST"},
 }
 
-// String names the flags without the SMFIF_ prefix: "ADDHDRS|CHGHDRS".
-func (a Actions) String() string {
-	var names []string
-	for _, n := range actionNames {
-		if a&n.bit != 0 {
-			names = append(names, n.name)
-			a &^= n.bit
-		}
-	}
-	return joinNames(names, uint32(a))
+// Names names the flags in bit order without the SMFIF_ prefix ("ADDHDRS",
+// "CHGHDRS"); a bit without a name is written in hex.
+func (a Actions) Names() []string { return flagNames(a, actionNames) }
+
+// String is Names joined with |: "ADDHDRS|CHGHDRS"; "none" for none.
+func (a Actions) String() string { return joinNames(a.Names()) }
+
+// flagName is a flag's bit and its libmilter name without the prefix.
+type flagName[T ~uint32] struct {
+	bit  T
+	name string
 }
 
-func joinNames(names []string, rest uint32) string {
-	if rest != 0 {
-		names = append(names, fmt.Sprintf("0x%x", rest))
+func flagNames[T ~uint32](v T, table []flagName[T]) []string {
+	var names []string
+	for _, n := range table {
+		if v&n.bit != 0 {
+			names = append(names, n.name)
+			v &^= n.bit
+		}
 	}
+	for bit := T(1); v != 0; bit <<= 1 {
+		if v&bit != 0 {
+			names = append(names, fmt.Sprintf("0x%x", uint32(bit)))
+			v &^= bit
+		}
+	}
+	return names
+}
+
+func joinNames(names []string) string {
 	if len(names) == 0 {
 		return "none"
 	}
 	return strings.Join(names, "|")
+}
+
+// lookupFlag finds a flag by its name, in any case.
+func lookupFlag[T ~uint32](table []flagName[T], name string) (uint32, bool) {
+	for _, n := range table {
+		if strings.EqualFold(n.name, name) {
+			return uint32(n.bit), true
+		}
+	}
+	return 0, false
 }
 
 // ParseMask reads a mask as a number (0x1f, 31) or as names joined with |
@@ -150,7 +164,12 @@ func ParseMask(s string, names func(string) (uint32, bool)) (uint32, error) {
 		if part == "none" {
 			continue
 		}
-		v, ok := names(strings.TrimSpace(part))
+		part = strings.TrimSpace(part)
+		if v, err := strconv.ParseUint(part, 0, 32); err == nil { // a bit without a name, as Names writes it
+			m |= uint32(v)
+			continue
+		}
+		v, ok := names(part)
 		if !ok {
 			return 0, fmt.Errorf("%q: not a number or a flag name", part)
 		}
@@ -160,21 +179,7 @@ func ParseMask(s string, names func(string) (uint32, bool)) (uint32, error) {
 }
 
 // ProtocolFlag looks a protocol flag up by its name ("NR_HDR").
-func ProtocolFlag(name string) (uint32, bool) {
-	for _, n := range protocolNames {
-		if strings.EqualFold(n.name, name) {
-			return uint32(n.bit), true
-		}
-	}
-	return 0, false
-}
+func ProtocolFlag(name string) (uint32, bool) { return lookupFlag(protocolNames, name) }
 
 // ActionFlag looks an action flag up by its name ("ADDHDRS").
-func ActionFlag(name string) (uint32, bool) {
-	for _, n := range actionNames {
-		if strings.EqualFold(n.name, name) {
-			return uint32(n.bit), true
-		}
-	}
-	return 0, false
-}
+func ActionFlag(name string) (uint32, bool) { return lookupFlag(actionNames, name) }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heloguard/heloguard/loadgen"
 )
 
 // A milter wire recorder: a proxy between an MTA and heloguard on unix
@@ -346,50 +348,20 @@ func parsePacket(dir MilterDir, seq uint64, cmd byte, size int, data []byte) Mil
 	return pk
 }
 
-// The flag bits of OPTNEG, as libmilter's mfapi.h defines them (written out
-// here rather than taken from a milter library, so the test does not read
-// the wire with the code under test).
-var (
-	milterProtocolFlags = []milterFlag{
-		{0x1, "SMFIP_NOCONNECT"}, {0x2, "SMFIP_NOHELO"}, {0x4, "SMFIP_NOMAIL"}, {0x8, "SMFIP_NORCPT"},
-		{0x10, "SMFIP_NOBODY"}, {0x20, "SMFIP_NOHDRS"}, {0x40, "SMFIP_NOEOH"}, {0x80, "SMFIP_NR_HDR"},
-		{0x100, "SMFIP_NOUNKNOWN"}, {0x200, "SMFIP_NODATA"}, {0x400, "SMFIP_SKIP"}, {0x800, "SMFIP_RCPT_REJ"},
-		{0x1000, "SMFIP_NR_CONN"}, {0x2000, "SMFIP_NR_HELO"}, {0x4000, "SMFIP_NR_MAIL"}, {0x8000, "SMFIP_NR_RCPT"},
-		{0x10000, "SMFIP_NR_DATA"}, {0x20000, "SMFIP_NR_UNKN"}, {0x40000, "SMFIP_NR_EOH"}, {0x80000, "SMFIP_NR_BODY"},
-		{0x100000, "SMFIP_HDR_LEADSPC"}, {0x10000000, "SMFIP_MDS_256K"}, {0x20000000, "SMFIP_MDS_1M"},
-	}
-	milterActionFlags = []milterFlag{
-		{0x1, "SMFIF_ADDHDRS"}, {0x2, "SMFIF_CHGBODY"}, {0x4, "SMFIF_ADDRCPT"}, {0x8, "SMFIF_DELRCPT"},
-		{0x10, "SMFIF_CHGHDRS"}, {0x20, "SMFIF_QUARANTINE"}, {0x40, "SMFIF_CHGFROM"},
-		{0x80, "SMFIF_ADDRCPT_PAR"}, {0x100, "SMFIF_SETSYMLIST"},
-	}
-)
-
-type milterFlag struct {
-	bit  uint32
-	name string
-}
-
 // ProtocolFlags names the SMFIP_* bits of an OPTNEG protocol field, in bit
-// order; an unknown bit is written in hex.
-func ProtocolFlags(v uint32) []string { return flagNames(v, milterProtocolFlags) }
+// order; an unknown bit is written in hex. The names are loadgen's (the load
+// generator's own table of libmilter's mfapi.h), not the milter library's, so
+// the test does not read the wire with the code under test.
+func ProtocolFlags(v uint32) []string { return prefixed("SMFIP_", loadgen.Protocol(v).Names()) }
 
 // ActionFlags names the SMFIF_* bits of an OPTNEG actions field.
-func ActionFlags(v uint32) []string { return flagNames(v, milterActionFlags) }
+func ActionFlags(v uint32) []string { return prefixed("SMFIF_", loadgen.Actions(v).Names()) }
 
-func flagNames(v uint32, flags []milterFlag) []string {
-	var out []string
-	for _, f := range flags {
-		if v&f.bit != 0 {
-			out = append(out, f.name)
-			v &^= f.bit
+func prefixed(prefix string, names []string) []string {
+	for i, n := range names {
+		if !strings.HasPrefix(n, "0x") {
+			names[i] = prefix + n
 		}
 	}
-	for bit := uint32(1); v != 0; bit <<= 1 {
-		if v&bit != 0 {
-			out = append(out, fmt.Sprintf("%#x", bit))
-			v &^= bit
-		}
-	}
-	return out
+	return names
 }
